@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+//
+// space: a sandboxed plugin host. One module per concern; see docs/architecture.md.
+import PackageDescription
+
+/// C example plugins must not link the Swift runtime: a C-only space stays small. SwiftPM links every
+/// dynamic product through swiftc, which adds `swiftrt.o` (a constructor that calls into libswiftCore)
+/// and `-lswiftCore`. `-nostartfiles` drops the former; `-static-stdlib` turns the latter into a
+/// static archive from which a C plugin pulls nothing. A test checks the result with readelf.
+let plainC: [LinkerSetting] = [.unsafeFlags(["-nostartfiles", "-static-stdlib"]), .linkedLibrary("m")]
+
+let package = Package(
+    name: "space",
+    products: [
+        .library(name: "Space", targets: ["Space"]),
+        .executable(name: "space-host", targets: ["space-host"]),
+        .executable(name: "space-bench", targets: ["space-bench"]),
+        // Example plugins: each a shared library the host dlopens.
+        .library(name: "calc", type: .dynamic, targets: ["calc"]),
+        .library(name: "text", type: .dynamic, targets: ["text"]),
+        .library(name: "greeter", type: .dynamic, targets: ["greeter"]),
+    ],
+    targets: [
+        // libffi, found through pkg-config (Debian: libffi-dev).
+        .systemLibrary(
+            name: "CFFI",
+            pkgConfig: "libffi",
+            providers: [.apt(["libffi-dev"])]
+        ),
+        // C accessors for what Swift 6 cannot touch directly (see CSpace.h).
+        .target(name: "CSpace", dependencies: ["CFFI"]),
+        // Thin OS shims shared by the client and the host (see CSpaceSystem.h).
+        .target(name: "CSpaceSystem"),
+
+        .target(name: "SpaceWire"),
+        .target(name: "SpaceFFI", dependencies: ["CSpace", "SpaceWire"]),
+        .executableTarget(
+            name: "space-host",
+            dependencies: ["SpaceWire", "SpaceFFI", "CSpaceSystem", "SpacePlugin"]
+        ),
+        .target(name: "Space", dependencies: ["SpaceWire", "CSpaceSystem"]),
+        .executableTarget(name: "space-bench", dependencies: ["Space", "CSpaceSystem"]),
+
+        // Plugin SDK (header only) and example plugins.
+        .target(name: "SpacePlugin", path: "Plugins/SpacePlugin"),
+        .target(name: "calc", dependencies: ["SpacePlugin"], path: "Plugins/calc", publicHeadersPath: ".", linkerSettings: plainC),
+        .target(name: "text", dependencies: ["SpacePlugin"], path: "Plugins/text", publicHeadersPath: ".", linkerSettings: plainC),
+        .target(name: "greeter", dependencies: ["SpacePlugin"], path: "Plugins/greeter"),
+
+        .testTarget(name: "SpaceWireTests", dependencies: ["SpaceWire"]),
+        .testTarget(name: "SpaceFFITests", dependencies: ["SpaceFFI"]),
+        .testTarget(
+            name: "SpaceTests",
+            dependencies: ["Space"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,104 @@
+/*
+ * space_plugin.h — the plugin SDK of `space`.
+ *
+ * A plugin is a shared library that exports one function, `space_plugin_v1`, returning its manifest:
+ * a name, a version, flags, optional init/deinit hooks, and a table of entries
+ * `{ dotted name, function, C declaration }`. The host parses each declaration and calls the
+ * function through libffi with arguments marshaled from the caller. See docs/plugin-abi.md.
+ *
+ *     #include <space_plugin.h>
+ *     static int32_t add(int32_t a, int32_t b) { return a + b; }
+ *     static const space_entry entries[] = {
+ *         { "math.add", SPACE_FN(add), "int32_t (int32_t a, int32_t b)" },
+ *         SPACE_END
+ *     };
+ *     SPACE_PLUGIN(.name = "calc", .version = "1.0.0", .entries = entries,
+ *                  .flags = SPACE_PLUGIN_THREAD_SAFE)
+ *
+ * The header needs nothing but the C standard library; a C plugin never links the Swift runtime.
+ */
+#ifndef SPACE_PLUGIN_H
+#define SPACE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The manifest layout version this header describes. The host refuses other versions. */
+#define SPACE_PLUGIN_ABI 1
+
+/** Flags of a plugin. */
+enum {
+    /** Every entry may run on several threads at once; without it the host serializes calls. */
+    SPACE_PLUGIN_THREAD_SAFE = 1u << 0,
+};
+
+/** Any function pointer, stored type-erased; the declaration says what it really is. */
+typedef void (*space_fn)(void);
+
+/** One callable entry. */
+typedef struct space_entry {
+    /** Dotted name callers use, e.g. "math.add". */
+    const char *name;
+    /** The function. */
+    space_fn fn;
+    /** Its C type, name optional: "int32_t (int32_t a, int32_t b)". */
+    const char *decl;
+} space_entry;
+
+/**
+ * Init hook, run once when the plugin is added, with the init arguments given to `add`.
+ * Return 0 to accept; anything else refuses the add, with a message written to `error`
+ * (at most `error_size` bytes including the terminator).
+ */
+typedef int (*space_init_hook)(int argc, const char *const argv[], char *error, size_t error_size);
+
+/** Deinit hook, run when the plugin is removed or the space shuts down gracefully. */
+typedef void (*space_deinit_hook)(void);
+
+/** The manifest. */
+typedef struct space_plugin {
+    /** Must be SPACE_PLUGIN_ABI (SPACE_PLUGIN sets it). */
+    uint32_t abi;
+    /** SPACE_PLUGIN_* flags. */
+    uint32_t flags;
+    /** The package name callers use unless `add --as` renames it. */
+    const char *name;
+    /** A version string, shown by `space status`. */
+    const char *version;
+    /** Entries, ended by SPACE_END. */
+    const space_entry *entries;
+    /** Optional. */
+    space_init_hook init;
+    /** Optional. */
+    space_deinit_hook deinit;
+} space_plugin;
+
+/** Stores a function of any type in an entry. */
+#define SPACE_FN(f) ((space_fn)(f))
+/** Ends an entry table. */
+#define SPACE_END { NULL, NULL, NULL }
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SPACE_EXPORT __attribute__((visibility("default")))
+#else
+#define SPACE_EXPORT
+#endif
+
+/** Defines and exports the manifest; arguments are designated initializers of space_plugin. */
+#define SPACE_PLUGIN(...)                                                        \
+    SPACE_EXPORT const space_plugin *space_plugin_v1(void);                      \
+    SPACE_EXPORT const space_plugin *space_plugin_v1(void) {                     \
+        static const space_plugin manifest = { .abi = SPACE_PLUGIN_ABI, __VA_ARGS__ }; \
+        return &manifest;                                                        \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPACE_PLUGIN_H */

@@ -1,0 +1,40 @@
+// CSpace: the few libffi pieces Swift 6 cannot use directly.
+//
+// Why each shim exists:
+// - The `ffi_type_*` globals are mutable C globals; Swift 6 strict concurrency rejects taking
+//   their address (`&ffi_type_sint32`). These accessors return the pointers from C instead.
+// - `FFI_DEFAULT_ABI` is a per-target macro/enum; one accessor keeps Swift code target-neutral.
+// - `ffi_prep_cif_var` is wrapped so variadic calls are prepared through one checked entry point.
+#ifndef CSPACE_H
+#define CSPACE_H
+
+#include <ffi.h>
+#include <stddef.h>
+
+ffi_type *cs_ffi_type_void(void);
+ffi_type *cs_ffi_type_uint8(void);
+ffi_type *cs_ffi_type_sint8(void);
+ffi_type *cs_ffi_type_uint16(void);
+ffi_type *cs_ffi_type_sint16(void);
+ffi_type *cs_ffi_type_uint32(void);
+ffi_type *cs_ffi_type_sint32(void);
+ffi_type *cs_ffi_type_uint64(void);
+ffi_type *cs_ffi_type_sint64(void);
+ffi_type *cs_ffi_type_float(void);
+ffi_type *cs_ffi_type_double(void);
+ffi_type *cs_ffi_type_pointer(void);
+
+/// The platform's default calling convention.
+ffi_abi cs_ffi_default_abi(void);
+
+/// `ffi_prep_cif` with the default ABI. Returns FFI_OK (0) on success.
+ffi_status cs_ffi_prep_cif(ffi_cif *cif, unsigned int nargs, ffi_type *rtype, ffi_type **atypes);
+
+/// `ffi_prep_cif_var` with the default ABI, for variadic functions.
+ffi_status cs_ffi_prep_cif_var(ffi_cif *cif, unsigned int nfixed, unsigned int ntotal,
+                               ffi_type *rtype, ffi_type **atypes);
+
+/// `ffi_call`: calls `fn` with the prepared `cif`; `rvalue` must hold at least `sizeof(ffi_arg)` bytes.
+void cs_ffi_call(ffi_cif *cif, void *fn, void *rvalue, void **avalues);
+
+#endif

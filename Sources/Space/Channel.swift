@@ -1,0 +1,438 @@
+import CSpaceSystem
+import SpaceWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The client end of one host's socket: sends requests, matches replies to callers by id.
+///
+/// The latency budget is the raw socket round trip, and a thread handoff costs about as much as the
+/// socket itself, so the common call must not take one. Reading is a *role*, held by at most one
+/// thread at a time:
+/// - A caller that finds the role free after sending takes it and reads the socket on its own thread
+///   until its reply arrives (the uncontended call: no handoff at all). Replies for others that it
+///   reads on the way are handed to them.
+/// - When it is done and replies are still owed to others, or when its own reply takes longer than a
+///   couple of milliseconds (the receive timeout), it hands the role to the channel's reader thread and
+///   suspends like everyone else; so a slow plugin never pins a cooperative thread for long.
+/// - The reader thread reads while replies are owed, then gives the role back. While idle it waits
+///   on the host's pidfd too, so a host that dies between calls is noticed at once.
+///
+/// Requests are sent *before* the sender competes for the read role: a sender blocked on a full
+/// socket can never be the one everybody waits on to drain replies. Concurrent senders combine their
+/// frames into one write.
+final class Channel: @unchecked Sendable {
+    /// The socket.
+    let fd: Int32
+    /// The host's pidfd, watched by the reader thread while it is idle (-1 if none).
+    private let pidfd: Int32
+    /// Wakes the reader thread.
+    private let wakeFD: Int32
+    /// Owned by whoever holds the read role.
+    private let input: FrameInput
+    private let ids = Atomic<UInt32>(1)
+    private let state = Mutex(State())
+    /// Called once, on the reader thread, when the channel closes.
+    private let onClose: @Sendable (SpaceError) -> Void
+    /// Builds the error for callers when the peer hangs up (e.g. naming the signal that killed it).
+    private let closeReason: @Sendable () -> SpaceError
+
+    private enum Waiter {
+        /// Registered; the reply has not arrived and nobody has suspended for it yet.
+        case pending
+        /// A suspended caller.
+        case suspended(CheckedContinuation<Result<Value, SpaceError>, Never>)
+        /// The reply arrived before its caller suspended.
+        case finished(Result<Value, SpaceError>)
+    }
+
+    private struct State {
+        var waiters: [UInt32: Waiter] = [:]
+        /// Replies owed by the host.
+        var outstanding = 0
+        /// Someone holds the read role.
+        var readerBusy = false
+        /// The role was handed to the reader thread.
+        var threadReads = false
+        /// Frames queued by senders while another sender is writing.
+        var outbox: [UInt8] = []
+        var flushing = false
+        var closed: SpaceError?
+        var stopThread = false
+    }
+
+    /// How long a caller reads on its own thread before handing the role to the reader thread.
+    static let callerReadTimeoutMicroseconds = 2_000
+
+    init(fd: Int32, pidfd: Int32, limits: WireLimits,
+         closeReason: @escaping @Sendable () -> SpaceError,
+         onClose: @escaping @Sendable (SpaceError) -> Void) throws(SpaceError) {
+        self.fd = fd
+        self.pidfd = pidfd
+        self.input = FrameInput(limits: limits)
+        self.closeReason = closeReason
+        self.onClose = onClose
+        let efd = cs_eventfd()
+        guard efd >= 0 else { throw SpaceError(.systemError, "eventfd failed", errno: errno) }
+        self.wakeFD = efd
+        _ = cs_set_recv_timeout(fd, Self.callerReadTimeoutMicroseconds)
+    }
+
+    deinit {
+        Glibc.close(wakeFD)
+    }
+
+    /// Starts the reader thread. Call once, after the hello was read.
+    func startReaderThread() throws(SpaceError) {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let channel = Unmanaged<Channel>.fromOpaque(arg!).takeRetainedValue()
+            channel.readerThreadMain()
+            return nil
+        }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            throw SpaceError(.systemError, "could not start the channel reader thread", errno: rc)
+        }
+        pthread_detach(tid)
+    }
+
+    /// Reads the host's hello synchronously (before any request is sent).
+    func readHello(timeoutMilliseconds: Int) throws(SpaceError) -> Hello {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var remaining = timeoutMilliseconds
+        while true {
+            if let frame = try input.next() {
+                guard frame.kind == .hello else {
+                    throw SpaceError(.protocolError, "expected a hello frame from the host, got \(frame.kind)")
+                }
+                var r = WireReader(frame.payload, limits: input.limits)
+                return try Hello.decode(&r)
+            }
+            let started = monotonicNanoseconds()
+            let rc = poll(&pfd, 1, Int32(max(remaining, 0)))
+            if rc == 0 {
+                throw SpaceError(.timedOut, "the host did not say hello within \(timeoutMilliseconds) ms (control.forkTimeout)")
+            }
+            if rc < 0 && errno != EINTR { throw SpaceError(.systemError, "poll failed", errno: errno) }
+            if rc > 0 {
+                let n = try input.fill(from: fd)
+                if n == 0 { throw closeReason() }
+            }
+            remaining -= Int((monotonicNanoseconds() - started) / 1_000_000)
+            if remaining <= 0 && input.buffered == 0 {
+                throw SpaceError(.timedOut, "the host did not say hello within \(timeoutMilliseconds) ms (control.forkTimeout)")
+            }
+        }
+    }
+
+    /// Replies owed by the host right now.
+    var outstanding: Int { state.withLock { $0.outstanding } }
+
+    // MARK: Requests
+
+    /// Sends one request built by `encode` and waits for its reply.
+    func request(_ encode: (inout WireWriter, UInt32) -> Void) async throws(SpaceError) -> Value {
+        let id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
+        var writer = WireWriter(capacity: 128)
+        encode(&writer, id)
+
+        // Register before sending: the reply may be read by someone else before send returns.
+        let closed: SpaceError? = state.withLock { s in
+            if let c = s.closed { return c }
+            s.waiters[id] = .pending
+            s.outstanding += 1
+            return nil
+        }
+        if let closed { throw closed }
+
+        do throws(SpaceError) {
+            try send(writer.bytes)
+        } catch {
+            fail(id: id, error)
+        }
+
+        if becomeReader(for: id) {
+            readUntilReply(id)
+            if let r = takeFinished(id) { return try r.get() }
+        }
+        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<Value, SpaceError>, Never>) in
+            let ready: Result<Value, SpaceError>? = state.withLock { s in
+                if case .finished(let r) = s.waiters[id] {
+                    s.waiters[id] = nil
+                    return r
+                }
+                s.waiters[id] = .suspended(c)
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+        return try result.get()
+    }
+
+    /// Writes a frame, combining it with frames of concurrent senders.
+    private func send(_ frame: [UInt8]) throws(SpaceError) {
+        let direct: Bool = state.withLock { s in
+            if s.flushing {
+                s.outbox.append(contentsOf: frame)
+                return false
+            }
+            s.flushing = true
+            return true
+        }
+        guard direct else { return }
+        var failure: SpaceError?
+        do throws(SpaceError) {
+            try writeAll(fd, frame)
+        } catch {
+            failure = error
+        }
+        while true {
+            let batch: [UInt8]? = state.withLock { s in
+                if s.outbox.isEmpty {
+                    s.flushing = false
+                    return nil
+                }
+                let b = s.outbox
+                s.outbox.removeAll(keepingCapacity: true)
+                return b
+            }
+            guard let batch else { break }
+            if failure == nil {
+                do throws(SpaceError) { try writeAll(fd, batch) } catch { failure = error }
+            }
+        }
+        if let failure {
+            // The host is gone or the socket broke; the reader will see EOF and fail everyone.
+            throw SpaceError(.crashed, "could not send to the host: \(failure.message)", errno: failure.errno)
+        }
+    }
+
+    private func fail(id: UInt32, _ error: SpaceError) {
+        deliver([(id, .failure(error))])
+    }
+
+    /// Takes the read role if nobody holds it and `id`'s reply is still owed.
+    private func becomeReader(for id: UInt32) -> Bool {
+        state.withLock { s in
+            if s.readerBusy || s.closed != nil { return false }
+            if case .finished = s.waiters[id] { return false }
+            s.readerBusy = true
+            return true
+        }
+    }
+
+    /// Removes and returns `id`'s reply if it has arrived.
+    private func takeFinished(_ id: UInt32) -> Result<Value, SpaceError>? {
+        state.withLock { s in
+            guard case .finished(let r) = s.waiters[id] else { return nil }
+            s.waiters[id] = nil
+            return r
+        }
+    }
+
+    /// The caller's read loop: read until `id`'s reply is in, then give the role back or hand it on.
+    private func readUntilReply(_ id: UInt32) {
+        while true {
+            if isFinished(id) {
+                releaseRole(handOff: true)
+                return
+            }
+            switch readOnce() {
+            case .frames:
+                continue
+            case .timedOut:
+                // Our reply is slow: let the reader thread wait for it, and suspend.
+                handRoleToThread()
+                return
+            case .closed:
+                return
+            }
+        }
+    }
+
+    private func isFinished(_ id: UInt32) -> Bool {
+        state.withLock { s in
+            if case .finished = s.waiters[id] { return true }
+            return false
+        }
+    }
+
+    private enum ReadOutcome { case frames, timedOut, closed }
+
+    /// One read from the socket and delivery of every complete frame. Only the role holder calls it.
+    private func readOnce() -> ReadOutcome {
+        do throws(SpaceError) {
+            let n = try input.fill(from: fd)
+            if n == 0 {
+                close(with: closeReason())
+                return .closed
+            }
+            if n < 0 { return .timedOut }
+            var replies: [(UInt32, Result<Value, SpaceError>)] = []
+            while let frame = try input.next() {
+                var r = WireReader(frame.payload, limits: input.limits)
+                switch frame.kind {
+                case .result:
+                    let v: Result<Value, SpaceError>
+                    do throws(SpaceError) { v = .success(try r.readValue()) } catch { v = .failure(error) }
+                    replies.append((frame.id, v))
+                case .error:
+                    do throws(SpaceError) { replies.append((frame.id, .failure(try r.readError()))) } catch { replies.append((frame.id, .failure(error))) }
+                default:
+                    throw SpaceError(.protocolError, "unexpected \(frame.kind) frame from the host")
+                }
+            }
+            deliver(replies)
+            return .frames
+        } catch {
+            close(with: SpaceError(.protocolError, "the host broke the protocol: \(error.message)"))
+            return .closed
+        }
+    }
+
+    private func deliver(_ replies: [(UInt32, Result<Value, SpaceError>)]) {
+        guard !replies.isEmpty else { return }
+        var resumes: [(CheckedContinuation<Result<Value, SpaceError>, Never>, Result<Value, SpaceError>)] = []
+        state.withLock { s in
+            for (id, r) in replies {
+                switch s.waiters[id] {
+                case .pending:
+                    s.waiters[id] = .finished(r)
+                    s.outstanding -= 1
+                case .suspended(let c):
+                    s.waiters[id] = nil
+                    s.outstanding -= 1
+                    resumes.append((c, r))
+                case .finished, nil:
+                    break  // a reply for a request already failed locally: drop it
+                }
+            }
+        }
+        for (c, r) in resumes { c.resume(returning: r) }
+    }
+
+    /// Gives the role back; hands it to the reader thread when replies are still owed.
+    private func releaseRole(handOff: Bool) {
+        let wake: Bool = state.withLock { s in
+            if s.outstanding > 0 && handOff && s.closed == nil {
+                s.threadReads = true
+                return true
+            }
+            s.readerBusy = false
+            return false
+        }
+        if wake { wakeThread() }
+    }
+
+    private func handRoleToThread() {
+        state.withLock { s in s.threadReads = true }
+        wakeThread()
+    }
+
+    private func wakeThread() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    // MARK: Reader thread
+
+    private func readerThreadMain() {
+        while true {
+            // Idle: wait for the role, or for the host to die.
+            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+            let shouldRead: Bool? = state.withLock { s in
+                if s.stopThread || s.closed != nil { return nil }
+                return s.threadReads
+            }
+            guard let shouldRead else { return }
+            if !shouldRead {
+                let rc = poll(&fds, pidfd >= 0 ? 2 : 1, -1)
+                if rc < 0 { continue }
+                if fds[0].revents != 0 {
+                    var v: UInt64 = 0
+                    _ = read(wakeFD, &v, 8)
+                }
+                if pidfd >= 0 && fds[1].revents != 0 {
+                    // The host exited. Drain what it wrote before dying, then close.
+                    let claimed: Bool = state.withLock { s in
+                        if s.readerBusy { return false }
+                        s.readerBusy = true
+                        return true
+                    }
+                    if claimed {
+                        while case .frames = readOnce() {}
+                        close(with: closeReason())
+                        return
+                    }
+                    // A caller is reading; it will see EOF. Let it, then look again.
+                    usleep(1_000)
+                }
+                continue
+            }
+            // Holding the role: read while replies are owed.
+            while true {
+                switch readOnce() {
+                case .closed:
+                    return
+                case .frames, .timedOut:
+                    let done: Bool = state.withLock { s in
+                        if s.outstanding == 0 {
+                            s.readerBusy = false
+                            s.threadReads = false
+                            return true
+                        }
+                        return false
+                    }
+                    if done { break }
+                    continue
+                }
+                break
+            }
+        }
+    }
+
+    // MARK: Closing
+
+    /// Fails every waiter with `error`, once; later requests fail with it too.
+    func close(with error: SpaceError) {
+        var resumes: [CheckedContinuation<Result<Value, SpaceError>, Never>] = []
+        let first: Bool = state.withLock { s in
+            guard s.closed == nil else { return false }
+            s.closed = error
+            for (id, w) in s.waiters {
+                switch w {
+                case .pending: s.waiters[id] = .finished(.failure(error))
+                case .suspended(let c):
+                    resumes.append(c)
+                    s.waiters[id] = nil
+                case .finished: break
+                }
+            }
+            s.outstanding = 0
+            s.readerBusy = false
+            return true
+        }
+        guard first else { return }
+        for c in resumes { c.resume(returning: .failure(error)) }
+        wakeThread()
+        onClose(error)
+    }
+
+    /// Stops the reader thread (after ``close(with:)``).
+    func stopThread() {
+        state.withLock { $0.stopThread = true }
+        wakeThread()
+    }
+}
+
+/// Nanoseconds on the monotonic clock.
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

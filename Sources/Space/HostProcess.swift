@@ -1,0 +1,257 @@
+import CSpaceSystem
+import SpaceWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One running `space-host` child: its pid, its pidfd, its channel. It owns them: the pidfd is
+/// closed and the process reaped exactly once.
+final class HostProcess: Sendable {
+    let pid: pid_t
+    let pidfd: Int32
+    let channel: Channel
+    let hello: Hello
+    private let status = Mutex(Status())
+
+    private struct Status {
+        /// Set once the process was reaped: how it ended.
+        var exit: String?
+        /// A stop was requested: the hang-up is expected.
+        var stopping = false
+    }
+
+    private init(pid: pid_t, pidfd: Int32, channel: Channel, hello: Hello) {
+        self.pid = pid
+        self.pidfd = pidfd
+        self.channel = channel
+        self.hello = hello
+    }
+
+    deinit {
+        if pidfd >= 0 { close(pidfd) }
+        close(channel.fd)
+    }
+
+    /// Starts a host and waits for its hello (at most `control.forkTimeout`).
+    ///
+    /// `onClose` runs once when the channel closes (stop, crash, protocol error).
+    static func spawn(_ config: SpaceConfiguration,
+                      onClose: @escaping @Sendable (HostProcess, SpaceError) -> Void) throws(SpaceError) -> HostProcess {
+        let executable = try locateHost(config)
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SpaceError(.spawnFailed, "socketpair failed", errno: errno)
+        }
+        let parentFD = fds[0], childFD = fds[1]
+        defer { close(childFD) }
+
+        var argv = [executable, "--channel-fd", "3", "--parent-pid", String(getpid())]
+        for dir in searchPaths(config, executable: executable) {
+            argv += ["--path", dir]
+        }
+        let env: [String]
+        if let e = config.environment {
+            env = e.map { "\($0.key)=\($0.value)" }
+        } else {
+            env = currentEnvironment()
+        }
+
+        var pid: pid_t = 0
+        let rc = withCStrings(argv) { cargv in
+            withCStrings(env) { cenv in
+                cs_spawn(executable, cargv, cenv, childFD, -1, 1, &pid)
+            }
+        }
+        guard rc == 0 else {
+            close(parentFD)
+            throw SpaceError(.spawnFailed, "could not start \(executable)", errno: rc)
+        }
+        let pidfd = cs_pidfd_open(pid)
+
+        // The channel's close callback needs the process; the process needs the channel.
+        let box = Mutex<HostProcess?>(nil)
+        let closeReason: @Sendable () -> SpaceError = {
+            box.withLock { $0 }?.hangUpReason() ?? SpaceError(.crashed, "the space host hung up")
+        }
+        let channel: Channel
+        do {
+            channel = try Channel(fd: parentFD, pidfd: pidfd, limits: config.limits, closeReason: closeReason) { error in
+                if let host = box.withLock({ $0 }) { onClose(host, error) }
+            }
+        } catch {
+            close(parentFD)
+            killAndReap(pid: pid, pidfd: pidfd)
+            throw error
+        }
+        let hello: Hello
+        do {
+            hello = try channel.readHello(timeoutMilliseconds: config.control.forkTimeout)
+        } catch {
+            killAndReap(pid: pid, pidfd: pidfd)
+            if pidfd >= 0 { close(pidfd) }
+            close(parentFD)
+            throw SpaceError(.spawnFailed, "the space host (\(executable)) did not start: \(error.message)")
+        }
+        let host = HostProcess(pid: pid, pidfd: pidfd, channel: channel, hello: hello)
+        box.withLock { $0 = host }
+        do {
+            try channel.startReaderThread()
+        } catch {
+            host.kill()
+            throw error
+        }
+        return host
+    }
+
+    /// Why the channel hung up: the exit status or signal, reaped here.
+    private func hangUpReason() -> SpaceError {
+        let exit = reap(waitMilliseconds: 200)
+        let stopping = status.withLock { $0.stopping }
+        if stopping {
+            return SpaceError(.notRunning, "the space was stopped")
+        }
+        return SpaceError(.crashed, "the space host (pid \(pid)) \(exit ?? "hung up without exiting")")
+    }
+
+    /// Reaps the process if it has exited (waiting up to `waitMilliseconds`); returns how it ended.
+    @discardableResult
+    func reap(waitMilliseconds: Int) -> String? {
+        if let done = status.withLock({ $0.exit }) { return done }
+        if pidfd >= 0 {
+            var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, Int32(waitMilliseconds))
+        }
+        var st: Int32 = 0
+        let r = waitpid(pid, &st, WNOHANG)
+        guard r == pid else {
+            return status.withLock { $0.exit }  // reaped concurrently, or still running
+        }
+        let text = describeWaitStatus(st)
+        status.withLock { $0.exit = text }
+        return text
+    }
+
+    /// Sends SIGKILL (through the pidfd, so a recycled pid is never hit) and reaps.
+    func kill() {
+        if pidfd >= 0 {
+            _ = cs_pidfd_send_signal(pidfd, SIGKILL)
+        } else if status.withLock({ $0.exit }) == nil {
+            _ = Glibc.kill(pid, SIGKILL)
+        }
+        reap(waitMilliseconds: 1_000)
+    }
+
+    /// Stops the host: a shutdown request (plugins' deinit runs), then SIGKILL after `timeout` ms.
+    func stop(timeoutMilliseconds: Int) async {
+        status.withLock { $0.stopping = true }
+        let killer = Task { [self] in
+            try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
+            self.kill()
+        }
+        _ = try? await channel.request { w, id in
+            w.beginFrame(.shutdown, id: id)
+            w.endFrame()
+        }
+        // The host exits right after answering; give it the rest of the timeout.
+        if reap(waitMilliseconds: min(timeoutMilliseconds, 1_000)) == nil {
+            kill()
+        }
+        killer.cancel()
+        channel.close(with: SpaceError(.notRunning, "the space was stopped"))
+    }
+
+    private static func killAndReap(pid: pid_t, pidfd: Int32) {
+        if pidfd >= 0 {
+            _ = cs_pidfd_send_signal(pidfd, SIGKILL)
+        } else {
+            _ = Glibc.kill(pid, SIGKILL)
+        }
+        var st: Int32 = 0
+        _ = waitpid(pid, &st, 0)
+    }
+
+    /// The host executable: configured, `SPACE_HOST`, or `space-host` beside the running executable.
+    static func locateHost(_ config: SpaceConfiguration) throws(SpaceError) -> String {
+        if let path = config.hostExecutable { return path }
+        if let env = getenv("SPACE_HOST") { return String(cString: env) }
+        let dir = executableDirectory()
+        let candidate = dir + "/space-host"
+        if access(candidate, X_OK) == 0 { return candidate }
+        throw SpaceError(.spawnFailed, "space-host not found beside \(dir); set SPACE_HOST or hostExecutable")
+    }
+
+    /// Library search directories, in order: config `paths`, `SPACE_PATH`, the host's own directory
+    /// (where SwiftPM puts the example plugins). The system loader's search comes after these.
+    static func searchPaths(_ config: SpaceConfiguration, executable: String) -> [String] {
+        var dirs = config.paths
+        if let env = getenv("SPACE_PATH") {
+            dirs += String(cString: env).split(separator: ":").map(String.init)
+        }
+        if let slash = executable.lastIndex(of: "/") {
+            dirs.append(String(executable[..<slash]))
+        }
+        return dirs
+    }
+}
+
+/// The directory of the running executable (`/proc/self/exe`).
+func executableDirectory() -> String {
+    var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buf, Int(PATH_MAX))
+    guard n > 0 else { return "." }
+    let path = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return String(path[..<slash])
+}
+
+/// This process's environment as `KEY=VALUE` strings.
+func currentEnvironment() -> [String] {
+    var out: [String] = []
+    var p = environ
+    while let entry = p.pointee {
+        out.append(String(cString: entry))
+        p += 1
+    }
+    return out
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let cstrings = strings.map { strdup($0) }
+    defer { cstrings.forEach { free($0) } }
+    return (cstrings + [nil]).withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// "exited with status 3" or "was killed by signal 11 (SIGSEGV)".
+func describeWaitStatus(_ st: Int32) -> String {
+    let sig = st & 0x7f
+    if sig == 0 {
+        return "exited with status \((st >> 8) & 0xff)"
+    }
+    return "was killed by signal \(sig) (\(signalName(sig)))"
+}
+
+/// The conventional name of a signal.
+func signalName(_ sig: Int32) -> String {
+    switch sig {
+    case SIGHUP: return "SIGHUP"
+    case SIGINT: return "SIGINT"
+    case SIGQUIT: return "SIGQUIT"
+    case SIGILL: return "SIGILL"
+    case SIGTRAP: return "SIGTRAP"
+    case SIGABRT: return "SIGABRT"
+    case SIGBUS: return "SIGBUS"
+    case SIGFPE: return "SIGFPE"
+    case SIGKILL: return "SIGKILL"
+    case SIGSEGV: return "SIGSEGV"
+    case SIGPIPE: return "SIGPIPE"
+    case SIGALRM: return "SIGALRM"
+    case SIGTERM: return "SIGTERM"
+    case SIGXCPU: return "SIGXCPU"
+    case SIGXFSZ: return "SIGXFSZ"
+    case SIGSYS: return "SIGSYS"
+    default: return "signal \(sig)"
+    }
+}

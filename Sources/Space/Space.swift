@@ -1,0 +1,317 @@
+@_exported import SpaceWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A space: a sandboxable child process (`space-host`) that loads native plugins and runs their
+/// functions on behalf of this process. This process owns the child.
+///
+/// ```swift
+/// let space = try await Space.launch()
+/// try await space.add("calc")
+/// let sum = try await space.call("calc", "math.add", 2, 3)   // .int(5)
+/// ```
+///
+/// Calls may come from many tasks at once; replies are matched to callers by request id. After
+/// `inactivityTimeout` ms without a call the child is stopped; the next call starts it again and
+/// replays every ``add(_:as:declarations:initArguments:)`` first. A crashed child fails the calls in
+/// flight with ``SpaceError/Code/crashed`` and is restarted by the next call the same way.
+public final class Space: Sendable {
+    /// The configuration the space runs with.
+    public let configuration: SpaceConfiguration
+    private let state = Mutex(State())
+    private let lastActivity = Atomic<UInt64>(0)
+    private let watchdog = Mutex<Task<Void, Never>?>(nil)
+
+    private enum Phase {
+        case running(HostProcess)
+        case starting(Task<HostProcess, any Error>)
+        /// Not running; the next call starts it (after inactivity or a crash).
+        case stopped(SpaceError)
+        /// Destroyed by its owner: calls fail until ``build()``.
+        case destroyed
+    }
+
+    private struct State {
+        var phase: Phase = .destroyed
+        /// Every add in force, in order, replayed on restart.
+        var adds: [AddRequest] = []
+        /// Bumped on every start, so stale callbacks of an old host change nothing.
+        var generation = 0
+    }
+
+    private init(configuration: SpaceConfiguration) {
+        self.configuration = configuration
+    }
+
+    deinit {
+        watchdog.withLock { $0?.cancel() }
+        if case .running(let host) = state.withLock({ $0.phase }) {
+            host.channel.close(with: SpaceError(.notRunning, "the space was released"))
+            host.kill()
+            host.channel.stopThread()
+        }
+    }
+
+    /// Starts a space and waits until its host has said hello.
+    public static func launch(_ configuration: SpaceConfiguration = SpaceConfiguration()) async throws(SpaceError) -> Space {
+        let space = Space(configuration: configuration)
+        try await space.build()
+        return space
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts the host if it is not running (after ``destroy()``, an idle stop or a crash), replaying
+    /// every add. Does nothing when it is running.
+    public func build() async throws(SpaceError) {
+        _ = try await host(starting: true)
+        startWatchdog()
+    }
+
+    /// Stops the host gracefully (plugins' deinit hooks run; SIGKILL after `control.stopTimeout`).
+    /// Calls fail with ``SpaceError/Code/notRunning`` until ``build()``. Added plugins are kept and
+    /// replayed by ``build()``.
+    public func destroy() async {
+        watchdog.withLock { $0?.cancel(); $0 = nil }
+        let old = state.withLock { s -> Phase in
+            let p = s.phase
+            s.phase = .destroyed
+            s.generation += 1
+            return p
+        }
+        switch old {
+        case .running(let host):
+            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+            host.channel.stopThread()
+        case .starting(let task):
+            if let host = try? await task.value {
+                await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+                host.channel.stopThread()
+            }
+        case .stopped, .destroyed:
+            break
+        }
+    }
+
+    /// True while no host is running: before ``build()``, after ``destroy()``, an idle stop or a crash.
+    public var isKilled: Bool {
+        state.withLock { s in
+            if case .running = s.phase { return false }
+            return true
+        }
+    }
+
+    /// The host's process id while it runs.
+    public var pid: Int32? {
+        state.withLock { s in
+            if case .running(let h) = s.phase { return h.pid }
+            return nil
+        }
+    }
+
+    /// The host's hello (protocol version, limits) while it runs.
+    public var hostInfo: Hello? {
+        state.withLock { s in
+            if case .running(let h) = s.phase { return h.hello }
+            return nil
+        }
+    }
+
+    /// Counts as a call for the inactivity timeout.
+    public func resetInactivity() {
+        lastActivity.store(monotonicNanoseconds(), ordering: .relaxed)
+    }
+
+    // MARK: Plugins and calls
+
+    /// Loads a library into the space.
+    ///
+    /// - Parameters:
+    ///   - library: a path (contains `/`), or a name looked up as `lib<NAME>.so`, then `NAME.so`, in
+    ///     `paths`, `SPACE_PATH`, the host's directory, then by the system loader.
+    ///   - name: the package name for calls; default: the manifest's name, else `library`.
+    ///   - declarations: C declarations, for libraries without a manifest.
+    ///   - initArguments: passed to the plugin's init hook.
+    /// - Returns: what was loaded: `{"name", "version", "path", "functions": [{"name", "declaration"}]}`.
+    @discardableResult
+    public func add(_ library: String, as name: String? = nil, declarations: String? = nil,
+                    initArguments: [String] = []) async throws(SpaceError) -> Value {
+        let request = AddRequest(library: library, alias: name ?? "", declarations: declarations ?? "",
+                                 initArguments: initArguments)
+        let host = try await host(starting: true)
+        let info = try await host.channel.request { w, id in
+            w.beginFrame(.add, id: id)
+            request.encode(into: &w)
+            w.endFrame()
+        }
+        state.withLock { $0.adds.append(request) }
+        return info
+    }
+
+    /// Unloads a package: its deinit hook runs, the library is closed, and restarts no longer replay it.
+    public func remove(_ package: String) async throws(SpaceError) {
+        let host = try await host(starting: true)
+        _ = try await host.channel.request { w, id in
+            w.beginFrame(.remove, id: id)
+            w.writeString(package)
+            w.endFrame()
+        }
+        state.withLock { s in
+            s.adds.removeAll { add in
+                add.alias == package || (add.alias.isEmpty && add.library == package)
+            }
+        }
+    }
+
+    /// Calls `function` of `package` with `arguments`, typed by the function's C declaration.
+    @discardableResult
+    public func call(_ package: String, _ function: String, _ arguments: Value...) async throws(SpaceError) -> Value {
+        try await call(package, function, arguments: arguments)
+    }
+
+    /// Calls `function` of `package` with `arguments`, typed by the function's C declaration.
+    @discardableResult
+    public func call(_ package: String, _ function: String, arguments: [Value]) async throws(SpaceError) -> Value {
+        if arguments.count > configuration.limits.maxArguments {
+            throw SpaceError(.tooLarge, "\(arguments.count) arguments exceed the limit of \(configuration.limits.maxArguments)")
+        }
+        let host = try await host(starting: true)
+        resetInactivity()
+        defer { resetInactivity() }
+        return try await host.channel.request { w, id in
+            w.writeCall(id: id, package: package, function: function, arguments: arguments)
+        }
+    }
+
+    /// Asks the host to answer; proves it is alive and responsive.
+    public func ping() async throws(SpaceError) {
+        let host = try await host(starting: false)
+        _ = try await host.channel.request { w, id in
+            w.beginFrame(.ping, id: id)
+            w.endFrame()
+        }
+    }
+
+    // MARK: Starting and stopping
+
+    /// The running host; starts one (replaying adds) when stopped, or when `starting` and destroyed.
+    private func host(starting: Bool) async throws(SpaceError) -> HostProcess {
+        enum Next { case ready(HostProcess), wait(Task<HostProcess, any Error>), fail(SpaceError) }
+        let next: Next = state.withLock { s in
+            switch s.phase {
+            case .running(let h):
+                return .ready(h)
+            case .starting(let t):
+                return .wait(t)
+            case .destroyed where !starting:
+                return .fail(SpaceError(.notRunning, "the space was destroyed; call build() to start it again"))
+            case .stopped, .destroyed:
+                s.generation += 1
+                let generation = s.generation
+                let adds = s.adds
+                let task = Task { [self] () async throws -> HostProcess in
+                    try await self.start(generation: generation, replaying: adds)
+                }
+                s.phase = .starting(task)
+                return .wait(task)
+            }
+        }
+        switch next {
+        case .ready(let h): return h
+        case .fail(let e): throw e
+        case .wait(let task):
+            do {
+                return try await task.value
+            } catch let e as SpaceError {
+                throw e
+            } catch {
+                throw SpaceError(.spawnFailed, "\(error)")
+            }
+        }
+    }
+
+    private func start(generation: Int, replaying adds: [AddRequest]) async throws(SpaceError) -> HostProcess {
+        let host: HostProcess
+        do {
+            host = try HostProcess.spawn(configuration) { [weak self] host, error in
+                self?.hostClosed(host, error)
+            }
+            for add in adds {
+                _ = try await host.channel.request { w, id in
+                    w.beginFrame(.add, id: id)
+                    add.encode(into: &w)
+                    w.endFrame()
+                }
+            }
+        } catch {
+            state.withLock { s in
+                if s.generation == generation { s.phase = .stopped(error) }
+            }
+            throw error
+        }
+        let current = state.withLock { s -> Bool in
+            guard s.generation == generation else { return false }
+            s.phase = .running(host)
+            return true
+        }
+        if !current {
+            // Destroyed while starting.
+            host.kill()
+            host.channel.close(with: SpaceError(.notRunning, "the space was destroyed while starting"))
+            host.channel.stopThread()
+            throw SpaceError(.notRunning, "the space was destroyed while starting")
+        }
+        resetInactivity()
+        return host
+    }
+
+    /// The channel of `host` closed: a crash, a kill, or the end of a stop.
+    private func hostClosed(_ host: HostProcess, _ error: SpaceError) {
+        state.withLock { s in
+            if case .running(let h) = s.phase, h === host {
+                s.phase = .stopped(error)
+            }
+        }
+        host.channel.stopThread()
+    }
+
+    /// Stops the host after `inactivityTimeout` ms without a call.
+    private func startWatchdog() {
+        let timeout = configuration.inactivityTimeout
+        guard timeout > 0 else { return }
+        watchdog.withLock { task in
+            guard task == nil else { return }
+            task = Task { [weak self] in
+                let timeoutNs = UInt64(timeout) * 1_000_000
+                var wait = timeoutNs
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .nanoseconds(Int64(min(wait, UInt64(Int64.max)))))
+                    guard let self, !Task.isCancelled else { return }
+                    let idleFor = monotonicNanoseconds() &- self.lastActivity.load(ordering: .relaxed)
+                    if idleFor >= timeoutNs {
+                        await self.stopIfIdle()
+                        wait = timeoutNs
+                    } else {
+                        wait = timeoutNs - idleFor
+                    }
+                }
+            }
+        }
+    }
+
+    private func stopIfIdle() async {
+        let host: HostProcess? = state.withLock { s in
+            guard case .running(let h) = s.phase, h.channel.outstanding == 0 else { return nil }
+            s.phase = .stopped(SpaceError(.notRunning, "the space was stopped after \(configuration.inactivityTimeout) ms without a call"))
+            s.generation += 1
+            return h
+        }
+        if let host {
+            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+            host.channel.stopThread()
+        }
+    }
+}

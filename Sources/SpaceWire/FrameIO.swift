@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One frame read from a channel. Its payload borrows the ``FrameInput`` buffer and stays valid
+/// until that input's next ``FrameInput/fill(from:)``.
+public struct Frame {
+    /// The message kind.
+    public var kind: MessageKind
+    /// The request id the frame belongs to.
+    public var id: UInt32
+    /// The payload after the header.
+    public var payload: UnsafeRawBufferPointer
+}
+
+/// A buffered reader that cuts a byte stream into frames.
+///
+/// One reader at a time: the owner of the channel's read side (a thread, or a caller holding the
+/// reader role) is the only one that touches it. `@unchecked Sendable` so that role can move between
+/// threads; the role protocol, not the type system, keeps it exclusive.
+public final class FrameInput: @unchecked Sendable {
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var start = 0
+    private var end = 0
+    /// The limits enforced on every frame.
+    public let limits: WireLimits
+
+    /// Creates an input with an initial buffer of `capacity` bytes (it grows up to the frame limit).
+    public init(capacity: Int = 64 << 10, limits: WireLimits = .default) {
+        self.capacity = capacity
+        self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        self.limits = limits
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Bytes buffered but not yet returned as frames.
+    public var buffered: Int { end - start }
+
+    /// Reads once from `fd` into the buffer, invalidating the payloads of frames returned before.
+    ///
+    /// - Returns: the number of bytes read; 0 at end of file; -1 when the read timed out or would block.
+    public func fill(from fd: Int32) throws(SpaceError) -> Int {
+        if start == end {
+            start = 0
+            end = 0
+        } else if start > 0 {
+            (buffer + 0).copyMemory(from: buffer + start, byteCount: end - start)
+            end -= start
+            start = 0
+        }
+        if end == capacity {
+            // Only a frame larger than the buffer gets here; next() already checked its length.
+            let need = pendingFrameSize()
+            try grow(to: max(capacity * 2, need))
+        }
+        while true {
+            let n = read(fd, buffer + end, capacity - end)
+            if n > 0 {
+                end += n
+                return n
+            }
+            if n == 0 { return 0 }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return -1 }
+            throw SpaceError(.systemError, "read from channel failed", errno: e)
+        }
+    }
+
+    private func pendingFrameSize() -> Int {
+        guard end - start >= 4 else { return 0 }
+        return 4 + Int(UInt32(littleEndian: UnsafeRawPointer(buffer + start).loadUnaligned(as: UInt32.self)))
+    }
+
+    private func grow(to newCapacity: Int) throws(SpaceError) {
+        let limit = limits.maxFrameSize + 4
+        let target = min(newCapacity, limit)
+        guard target > capacity else { return }
+        let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: target, alignment: 16)
+        newBuffer.copyMemory(from: buffer + start, byteCount: end - start)
+        buffer.deallocate()
+        buffer = newBuffer
+        end -= start
+        start = 0
+        capacity = target
+    }
+
+    /// The next complete frame in the buffer, or nil when more bytes are needed.
+    ///
+    /// Throws when the stream cannot be trusted any more (a length outside the limits): the channel
+    /// must then be closed, since frame boundaries are lost.
+    public func next() throws(SpaceError) -> Frame? {
+        let avail = end - start
+        guard avail >= 4 else { return nil }
+        let length = Int(UInt32(littleEndian: UnsafeRawPointer(buffer + start).loadUnaligned(as: UInt32.self)))
+        if length < Wire.headerSize - 4 {
+            throw SpaceError(.protocolError, "frame length \(length) is shorter than a frame header")
+        }
+        if length > limits.maxFrameSize {
+            throw SpaceError(.tooLarge, "frame of \(length) bytes exceeds the limit of \(limits.maxFrameSize)")
+        }
+        guard avail >= 4 + length else {
+            if 4 + length > capacity { try grow(to: 4 + length) }
+            return nil
+        }
+        let p = UnsafeRawPointer(buffer + start)
+        let kind = MessageKind(rawValue: p.load(fromByteOffset: 4, as: UInt8.self))
+        let id = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 5, as: UInt32.self))
+        let payload = UnsafeRawBufferPointer(start: p + Wire.headerSize, count: length - (Wire.headerSize - 4))
+        start += 4 + length
+        return Frame(kind: kind, id: id, payload: payload)
+    }
+}
+
+/// Writes all of `bytes` to the socket `fd`, retrying on short writes and `EINTR`.
+///
+/// Uses `send(MSG_NOSIGNAL)`: a peer that died gives `EPIPE` here instead of a process-killing SIGPIPE.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SpaceError) {
+    var offset = 0
+    while offset < bytes.count {
+        let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        if n > 0 {
+            offset += n
+            continue
+        }
+        let e = errno
+        if n < 0 && e == EINTR { continue }
+        throw SpaceError(.systemError, "write to channel failed", errno: n < 0 ? e : EPIPE)
+    }
+}
+
+/// Writes all of `bytes` to the socket `fd` (see the raw-buffer overload).
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SpaceError) {
+    let r: Result<Void, SpaceError> = bytes.withUnsafeBytes { raw in
+        do throws(SpaceError) { try writeAll(fd, raw); return .success(()) } catch { return .failure(error) }
+    }
+    try r.get()
+}

@@ -1,0 +1,98 @@
+/// The payload of a hello frame: the host's first words after it starts.
+public struct Hello: Sendable, Hashable {
+    /// The protocol version the host speaks (``Wire/protocolVersion``).
+    public var protocolVersion: UInt16
+    /// The host's process id.
+    public var pid: Int32
+    /// The largest frame body the host accepts.
+    public var maxFrameSize: UInt32
+    /// Sandbox layers in force, as a bit set (0 until the sandbox exists).
+    public var sandboxLayers: UInt64
+    /// The host's build version.
+    public var hostVersion: String
+
+    /// Creates a hello.
+    public init(protocolVersion: UInt16 = Wire.protocolVersion, pid: Int32, maxFrameSize: UInt32,
+                sandboxLayers: UInt64 = 0, hostVersion: String) {
+        self.protocolVersion = protocolVersion
+        self.pid = pid
+        self.maxFrameSize = maxFrameSize
+        self.sandboxLayers = sandboxLayers
+        self.hostVersion = hostVersion
+    }
+
+    /// Appends the payload.
+    public func encode(into w: inout WireWriter) {
+        w.write(protocolVersion)
+        w.write(pid)
+        w.write(maxFrameSize)
+        w.write(sandboxLayers)
+        w.writeString(hostVersion)
+    }
+
+    /// Reads the payload. The version comes first so that any later layout can still be refused cleanly.
+    public static func decode(_ r: inout WireReader) throws(SpaceError) -> Hello {
+        let version = try r.readU16()
+        guard version == Wire.protocolVersion else {
+            throw SpaceError(.protocolError, "host speaks protocol version \(version), this client speaks \(Wire.protocolVersion)")
+        }
+        let hello = Hello(protocolVersion: version, pid: try r.readI32(), maxFrameSize: try r.readU32(),
+                          sandboxLayers: try r.readU64(), hostVersion: try r.readString())
+        try r.expectEnd("hello")
+        return hello
+    }
+}
+
+/// The payload of an add frame.
+public struct AddRequest: Sendable, Hashable {
+    /// What to load: a path (contains `/`) or a name to search for.
+    public var library: String
+    /// The package name calls will use; empty means the manifest's name, else the library name.
+    public var alias: String
+    /// C declarations for a library without a manifest (may be empty).
+    public var declarations: String
+    /// Arguments for the plugin's init hook.
+    public var initArguments: [String]
+
+    /// Creates an add request.
+    public init(library: String, alias: String = "", declarations: String = "", initArguments: [String] = []) {
+        self.library = library
+        self.alias = alias
+        self.declarations = declarations
+        self.initArguments = initArguments
+    }
+
+    /// Appends the payload.
+    public func encode(into w: inout WireWriter) {
+        w.writeString(library)
+        w.writeString(alias)
+        w.writeString(declarations)
+        w.write(UInt16(truncatingIfNeeded: initArguments.count))
+        for a in initArguments { w.writeString(a) }
+    }
+
+    /// Reads the payload.
+    public static func decode(_ r: inout WireReader) throws(SpaceError) -> AddRequest {
+        let library = try r.readString()
+        let alias = try r.readString()
+        let declarations = try r.readString()
+        let n = try r.readArgumentCount()
+        var args: [String] = []
+        args.reserveCapacity(n)
+        for _ in 0..<n { args.append(try r.readString()) }
+        try r.expectEnd("add")
+        return AddRequest(library: library, alias: alias, declarations: declarations, initArguments: args)
+    }
+}
+
+extension WireWriter {
+    /// Appends a whole call frame: package, function, argument count, tagged arguments.
+    public mutating func writeCall(id: UInt32, package: String, function: String, arguments: [Value]) {
+        beginFrame(.call, id: id)
+        writeString(package)
+        writeString(function)
+        write(UInt16(truncatingIfNeeded: arguments.count))
+        for a in arguments { writeValue(a) }
+        endFrame()
+    }
+}

@@ -1,0 +1,210 @@
+// space-host: the child process of a space. It speaks the wire protocol on an inherited socket
+// (fd 3), loads plugins and calls their functions through libffi. No Foundation: start time and
+// memory are product features (docs/architecture.md).
+import CSpaceSystem
+import SpaceFFI
+import SpaceWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Command-line options, set by the client that spawns the host.
+struct Options {
+    var channelFD: Int32 = 3
+    var searchPaths: [String] = []
+    var parentPID: pid_t = 0
+
+    static func parse(_ args: [String]) -> Options {
+        var o = Options()
+        var i = 1
+        while i < args.count {
+            let a = args[i]
+            let next = i + 1 < args.count ? args[i + 1] : nil
+            switch a {
+            case "--channel-fd": o.channelFD = Int32(next ?? "") ?? 3; i += 1
+            case "--path": if let n = next { o.searchPaths.append(n) }; i += 1
+            case "--parent-pid": o.parentPID = pid_t(next ?? "") ?? 0; i += 1
+            case "--version":
+                print("space-host \(hostVersion) (protocol \(Wire.protocolVersion))")
+                exit(0)
+            default:
+                writeStderr("space-host: unknown option \(a)\nspace-host is started by the space client; see docs/architecture.md\n")
+                exit(2)
+            }
+            i += 1
+        }
+        return o
+    }
+}
+
+let hostVersion = "0.1.0"
+
+/// The host's state: the plugins it has loaded, and its reply buffer.
+final class Host {
+    let fd: Int32
+    let options: Options
+    let limits = WireLimits.default
+    /// Loaded plugins by package name.
+    var plugins: [String: Plugin] = [:]
+    /// Package names in add order, so shutdown runs deinit hooks in reverse.
+    var addOrder: [String] = []
+    var out = WireWriter(capacity: 64 << 10)
+
+    init(options: Options) {
+        self.fd = options.channelFD
+        self.options = options
+    }
+
+    /// Serves requests until the client hangs up or asks for a shutdown.
+    func run() -> Never {
+        let input = FrameInput(limits: limits)
+        out.beginFrame(.hello, id: 0)
+        Hello(pid: getpid(), maxFrameSize: UInt32(limits.maxFrameSize), hostVersion: hostVersion).encode(into: &out)
+        out.endFrame()
+        flush()
+        while true {
+            let n: Int
+            do {
+                n = try input.fill(from: fd)
+            } catch {
+                fail("reading the channel: \(error)")
+            }
+            if n == 0 { exit(0) }  // the client is gone
+            if n < 0 { continue }
+            do {
+                while let frame = try input.next() {
+                    handle(frame)
+                }
+            } catch {
+                // Frame boundaries are lost; nothing after this can be trusted.
+                out.beginFrame(.error, id: 0)
+                out.writeError(error)
+                out.endFrame()
+                flush()
+                fail("bad frame from the client: \(error)")
+            }
+            flush()
+        }
+    }
+
+    private func flush() {
+        guard !out.bytes.isEmpty else { return }
+        do {
+            try writeAll(fd, out.bytes)
+        } catch {
+            exit(0)  // the client is gone
+        }
+        out.removeAll()
+    }
+
+    private func fail(_ message: String) -> Never {
+        writeStderr("space-host: \(message)\n")
+        exit(3)
+    }
+
+    private func handle(_ frame: Frame) {
+        var r = WireReader(frame.payload, limits: limits)
+        do throws(SpaceError) {
+            switch frame.kind {
+            case .call:
+                try call(frame.id, &r)
+            case .add:
+                let request = try AddRequest.decode(&r)
+                try reply(frame.id, add(request))
+            case .remove:
+                let name = try r.readString()
+                try r.expectEnd("remove")
+                try remove(name)
+                try reply(frame.id, .null)
+            case .ping:
+                try r.expectEnd("ping")
+                try reply(frame.id, .null)
+            case .shutdown:
+                for name in addOrder.reversed() { plugins[name]?.runDeinit() }
+                try reply(frame.id, .null)
+                flush()
+                exit(0)
+            default:
+                throw SpaceError(.protocolError, "the host does not handle \(frame.kind) frames")
+            }
+        } catch {
+            out.beginFrame(.error, id: frame.id)
+            out.writeError(error)
+            out.endFrame()
+        }
+    }
+
+    private func reply(_ id: UInt32, _ value: Value) throws(SpaceError) {
+        out.beginFrame(.result, id: id)
+        out.writeValue(value)
+        out.endFrame()
+    }
+
+    /// The hot path: look up, marshal, call, encode — straight from the frame bytes into C slots.
+    @inline(__always)
+    private func call(_ id: UInt32, _ r: inout WireReader) throws(SpaceError) {
+        let pkg = try r.readSlice()
+        let fn = try r.readSlice()
+        let argc = try r.readArgumentCount()
+        let pkgName = String(decoding: pkg, as: UTF8.self)
+        guard let plugin = plugins[pkgName] else {
+            throw SpaceError(.unknownPackage, "no package '\(pkgName)' in this space (added: \(addOrder.isEmpty ? "none" : addOrder.joined(separator: ", ")))")
+        }
+        let fnName = String(decoding: fn, as: UTF8.self)
+        guard let function = plugin.function(fnName) else {
+            throw SpaceError(.unknownFunction, "package '\(pkgName)' has no function '\(fnName)'")
+        }
+        if function.isSlow {
+            // Do not keep replies already computed waiting behind a call known to be slow.
+            flush()
+        }
+        let started = function.isSlow ? 0 : monotonicNanoseconds()
+        out.beginFrame(.result, id: id)
+        do {
+            try function.call(arguments: &r, count: argc, into: &out)
+        } catch {
+            out.abandonFrame()
+            throw error
+        }
+        out.endFrame()
+        if !function.isSlow && monotonicNanoseconds() - started > 20_000 {
+            function.isSlow = true
+        }
+    }
+
+    private func add(_ request: AddRequest) throws(SpaceError) -> Value {
+        let plugin = try Plugin.load(request, searchPaths: options.searchPaths) { plugins[$0] != nil }
+        plugins[plugin.name] = plugin
+        addOrder.append(plugin.name)
+        return plugin.summary
+    }
+
+    private func remove(_ name: String) throws(SpaceError) {
+        guard let plugin = plugins.removeValue(forKey: name) else {
+            throw SpaceError(.unknownPackage, "no package '\(name)' in this space")
+        }
+        addOrder.removeAll { $0 == name }
+        plugin.runDeinit()
+    }
+}
+
+/// Writes to fd 2 without touching C's `stderr` global (not concurrency-safe in Swift 6).
+func writeStderr(_ text: String) {
+    var text = text
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+let options = Options.parse(CommandLine.arguments)
+// Die with the parent: a space never outlives the process that owns it.
+_ = cs_set_pdeathsig(SIGKILL)
+if options.parentPID != 0 && getppid() != options.parentPID { exit(0) }
+// A client that hangs up must not kill us with SIGPIPE mid-write; writeAll reports EPIPE instead.
+signal(SIGPIPE, SIG_IGN)
+Host(options: options).run()
