@@ -51,12 +51,17 @@ final class HostProcess: Sendable {
         for dir in searchPaths(config, executable: executable) {
             argv += ["--path", dir]
         }
-        let env: [String]
+        var env: [String]
         if let e = config.environment {
             env = e.map { "\($0.key)=\($0.value)" }
         } else {
             env = currentEnvironment()
         }
+        // The Swift runtime's crash backtracer would catch a plugin's SIGSEGV, print for seconds,
+        // and may even resume after a signal sent with kill(2). A crashing plugin must end the host
+        // at once with the signal, so the parent can report it.
+        env.removeAll { $0.hasPrefix("SWIFT_BACKTRACE=") }
+        env.append("SWIFT_BACKTRACE=enable=no")
 
         var pid: pid_t = 0
         let rc = withCStrings(argv) { cargv in

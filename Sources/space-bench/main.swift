@@ -16,6 +16,8 @@ struct Options {
     var callsPerRound = 4_000
     var inflightCalls = 200_000
     var coldStarts = 15
+    /// Only the sequential phase (for profiling).
+    var sequentialOnly = false
 
     static func parse() -> Options {
         var o = Options()
@@ -30,6 +32,7 @@ struct Options {
                 o.coldStarts = 3
             case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
             case "--calls": o.callsPerRound = Int(args.popFirst() ?? "") ?? o.callsPerRound
+            case "--sequential-only": o.sequentialOnly = true
             case "-h", "--help":
                 print("""
                 USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N]
@@ -179,6 +182,10 @@ func run(_ o: Options) async throws {
     floor.stop()
     floorSamples.sort()
     callSamples.sort()
+    if o.sequentialOnly {
+        print("floor p50 \(percentile(floorSamples, 0.5)) ns, call p50 \(percentile(callSamples, 0.5)) ns")
+        return
+    }
 
     // 64 calls in flight from concurrent tasks.
     let perTask = o.inflightCalls / 64

@@ -77,8 +77,9 @@ final class Plugin {
     /// Finds, loads and initializes a library for `request`.
     static func load(_ request: AddRequest, searchPaths: [String], isTaken: (String) -> Bool) throws(SpaceError) -> Plugin {
         let (handle, path) = try open(request.library, searchPaths: searchPaths)
-        var ok = false
-        defer { if !ok { dlclose(handle) } }
+        // Until a Plugin owns the handle, this function does; after that the Plugin's deinit closes it.
+        var owned = true
+        defer { if owned { dlclose(handle) } }
 
         let manifest: UnsafePointer<space_plugin>?
         if let sym = dlsym(handle, "space_plugin_v1") {
@@ -116,6 +117,7 @@ final class Plugin {
         let threadSafe = manifest.map { $0.pointee.flags & UInt32(SPACE_PLUGIN_THREAD_SAFE) != 0 } ?? false
         let plugin = Plugin(name: name, version: version, path: path, threadSafe: threadSafe, handle: handle,
                             deinitHook: manifest?.pointee.deinit)
+        owned = false
 
         if let m = manifest, var entry = m.pointee.entries {
             var count = 0
@@ -167,7 +169,6 @@ final class Plugin {
         } else if !request.initArguments.isEmpty {
             throw SpaceError(.initFailed, "\(name) takes no init arguments (it has no init hook), got \(request.initArguments.count)")
         }
-        ok = true
         return plugin
     }
 

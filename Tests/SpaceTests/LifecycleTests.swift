@@ -1,0 +1,140 @@
+import Space
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The life of a host process: launch, destroy, build, idle teardown, crash, replay.
+@Suite("Lifecycle of the real host")
+struct LifecycleTests {
+    @Test func launchSpawnsAHostThatSaysHello() async throws {
+        let space = try await launch()
+        let pid = try #require(space.pid)
+        #expect(processExists(pid))
+        #expect(!space.isKilled)
+        try await space.ping()
+        await space.destroy()
+        #expect(space.isKilled)
+        #expect(space.pid == nil)
+        #expect(await eventually(2) { !processExists(pid) })
+    }
+
+    @Test func destroyedSpaceFailsUntilBuild() async throws {
+        let space = try await launch()
+        try await space.add("calc")
+        await space.destroy()
+        let e = await spaceError { try await space.ping() }
+        #expect(e?.code == .notRunning)
+        // A call starts it again (as the design's "brought back on demand"), replaying the add.
+        try await space.build()
+        #expect(!space.isKilled)
+        #expect(try await space.call("calc", "math.add", 20, 22) == 42)
+        await space.destroy()
+    }
+
+    @Test func inactivityTimeoutStopsTheHostAndTheNextCallBringsItBack() async throws {
+        let space = try await launch { $0.inactivityTimeout = 300 }
+        try await space.add("calc", as: "c", initArguments: ["scale=5"])
+        let first = try #require(space.pid)
+        #expect(try await space.call("c", "math.scaled", 2) == 10)
+        // Calls keep it alive...
+        for _ in 0..<4 {
+            try await Task.sleep(for: .milliseconds(100))
+            space.resetInactivity()
+        }
+        #expect(!space.isKilled)
+        // ...and silence stops it.
+        #expect(await eventually(5) { space.isKilled })
+        #expect(await eventually(2) { !processExists(first) })
+        // The next call starts a new host and replays the add with its init arguments.
+        #expect(try await space.call("c", "math.scaled", 3) == 15)
+        let second = try #require(space.pid)
+        #expect(second != first)
+        await space.destroy()
+    }
+
+    @Test func aCrashedHostFailsItsCallsAndTheNextCallWorks() async throws {
+        let space = try await launch()
+        try await space.add("calc")
+        let pid = try #require(space.pid)
+        kill(pid, SIGSEGV)
+        #expect(await eventually(5) { space.isKilled })
+        let e = await spaceError { try await space.ping() }
+        #expect(e?.code == .crashed || e?.code == .notRunning)
+        // The next call respawns and replays.
+        #expect(try await space.call("calc", "math.add", 1, 2) == 3)
+        #expect(space.pid != pid)
+        await space.destroy()
+    }
+
+    @Test func aCrashNamesTheSignal() async throws {
+        let space = try await launch()
+        try await space.add("calc")
+        let pid = try #require(space.pid)
+        // A call in flight while the host dies: its caller gets the crash, not a hang.
+        async let pending: Void = {
+            for _ in 0..<2_000 { _ = try await space.call("calc", "math.add", 1, 2) }
+        }()
+        try await Task.sleep(for: .milliseconds(5))
+        kill(pid, SIGKILL)
+        do {
+            try await pending
+            // Fast machines may finish all calls before the kill lands; then the next call sees it.
+        } catch let e as SpaceError {
+            #expect(e.code == .crashed || e.code == .notRunning)
+            if e.code == .crashed { #expect(e.message.contains("SIGKILL")) }
+        }
+        await space.destroy()
+    }
+
+    @Test func theHostDiesWithItsOwner() async throws {
+        // The owner (an exit-test child process) launches a space and exits without destroying it.
+        let record = "/tmp/space-pdeath-\(getpid())"
+        unlink(record)
+        await #expect(processExitsWith: .success) {
+            let space = try await Space.launch()
+            let pid = space.pid ?? 0
+            let line = "\(pid)\n"
+            let f = fopen("/tmp/space-pdeath-\(getppid())", "w")
+            fputs(line, f)
+            fclose(f)
+            exit(0)
+        }
+        let text = shell("cat \(record)").filter { $0.isNumber }
+        unlink(record)
+        let pid = try #require(Int32(text))
+        #expect(pid > 0)
+        // PR_SET_PDEATHSIG: the host is killed with its owner (reaped by init, so it vanishes).
+        #expect(await eventually(5) { !processExists(pid) })
+    }
+
+    @Test func missingHostExecutableIsATypedError() async throws {
+        let e = await spaceError {
+            _ = try await launch { $0.hostExecutable = "/nonexistent/space-host" }
+        }
+        #expect(e?.code == .spawnFailed)
+    }
+
+    @Test func aHostThatNeverSaysHelloTimesOut() async throws {
+        // /bin/sleep never writes a hello: launch gives up after control.forkTimeout.
+        let script = temporaryFile("silent-host", "#!/bin/sh\nexec sleep 30\n")
+        chmod(script, 0o755)
+        let e = await spaceError {
+            _ = try await launch {
+                $0.hostExecutable = script
+                $0.control.forkTimeout = 200
+            }
+        }
+        #expect(e?.code == .spawnFailed)
+        #expect(e?.message.contains("hello") == true)
+    }
+
+    @Test func cPluginsDoNotNeedTheSwiftRuntime() {
+        for plugin in ["calc", "text"] {
+            let needed = shell("readelf -d \(buildDirectory())/lib\(plugin).so")
+            #expect(needed.contains("NEEDED"), "readelf output for \(plugin): \(needed)")
+            #expect(!needed.contains("libswift"), "lib\(plugin).so links the Swift runtime:\n\(needed)")
+        }
+    }
+}
