@@ -20,6 +20,7 @@ static char *scratch(size_t n) {
 }
 
 static const char *upper(const char *s) {
+    if (!s) return NULL;
     size_t n = strlen(s);
     char *out = scratch(n + 1);
     if (!out) return NULL;
@@ -31,6 +32,7 @@ static const char *upper(const char *s) {
 static size_t length(const char *s) { return s ? strlen(s) : 0; }
 
 static const char *concat(const char *a, const char *b) {
+    if (!a || !b) return NULL;
     size_t na = strlen(a), nb = strlen(b);
     char *out = scratch(na + nb + 1);
     if (!out) return NULL;
@@ -40,6 +42,7 @@ static const char *concat(const char *a, const char *b) {
 }
 
 static const char *repeat(const char *s, uint32_t times) {
+    if (!s) return NULL;
     size_t n = strlen(s);
     char *out = scratch(n * times + 1);
     if (!out) return NULL;

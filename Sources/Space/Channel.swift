@@ -24,10 +24,10 @@ import Glibc
 /// socket can never be the one everybody waits on to drain replies. Concurrent senders combine their
 /// frames into one write.
 final class Channel: @unchecked Sendable {
-    /// The socket.
+    /// The socket. Owned: closed in `deinit`.
     let fd: Int32
-    /// The host's pidfd, watched by the reader thread while it is idle (-1 if none).
-    private let pidfd: Int32
+    /// The host's pidfd, watched by the reader thread while it is idle (-1 if none). Owned.
+    let pidfd: Int32
     /// Wakes the reader thread.
     private let wakeFD: Int32
     /// Owned by whoever holds the read role.
@@ -66,22 +66,32 @@ final class Channel: @unchecked Sendable {
     /// How long a caller reads on its own thread before handing the role to the reader thread.
     static let callerReadTimeoutMicroseconds = 2_000
 
+    /// Takes ownership of `fd` and `pidfd` (also when it throws).
     init(fd: Int32, pidfd: Int32, limits: WireLimits,
          closeReason: @escaping @Sendable () -> SpaceError,
          onClose: @escaping @Sendable (SpaceError) -> Void) throws(SpaceError) {
+        let efd = cs_eventfd()
+        guard efd >= 0 else {
+            let e = errno
+            Glibc.close(fd)
+            if pidfd >= 0 { Glibc.close(pidfd) }
+            throw SpaceError(.systemError, "eventfd failed", errno: e)
+        }
         self.fd = fd
         self.pidfd = pidfd
+        self.wakeFD = efd
         self.input = FrameInput(limits: limits)
         self.closeReason = closeReason
         self.onClose = onClose
-        let efd = cs_eventfd()
-        guard efd >= 0 else { throw SpaceError(.systemError, "eventfd failed", errno: errno) }
-        self.wakeFD = efd
         _ = cs_set_recv_timeout(fd, Self.callerReadTimeoutMicroseconds)
     }
 
+    /// The reader thread keeps the channel alive until it has stopped, so nothing closes an fd
+    /// it is still polling.
     deinit {
         Glibc.close(wakeFD)
+        Glibc.close(fd)
+        if pidfd >= 0 { Glibc.close(pidfd) }
     }
 
     /// Starts the reader thread. Call once, after the hello was read.
@@ -129,6 +139,9 @@ final class Channel: @unchecked Sendable {
         }
     }
 
+    /// The largest frame body the host accepts (from its hello).
+    var maxFrameSize: Int { input.limits.maxFrameSize }
+
     /// Replies owed by the host right now.
     var outstanding: Int { state.withLock { $0.outstanding } }
 
@@ -139,6 +152,9 @@ final class Channel: @unchecked Sendable {
         let id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
         var writer = WireWriter(capacity: 128)
         encode(&writer, id)
+        if writer.bytes.count - 4 > input.limits.maxFrameSize {
+            throw SpaceError(.tooLarge, "request of \(writer.bytes.count - 4) bytes exceeds the frame limit of \(input.limits.maxFrameSize) (limits.maxFrameSize)")
+        }
 
         // Register before sending: the reply may be read by someone else before send returns.
         let closed: SpaceError? = state.withLock { s in
@@ -266,7 +282,13 @@ final class Channel: @unchecked Sendable {
     /// One read from the socket and delivery of every complete frame. Only the role holder calls it.
     private func readOnce() -> ReadOutcome {
         do throws(SpaceError) {
-            let n = try input.fill(from: fd)
+            let n: Int
+            do throws(SpaceError) {
+                n = try input.fill(from: fd)
+            } catch {
+                // ECONNRESET and friends: the host is gone; say why, as for a clean EOF.
+                n = 0
+            }
             if n == 0 {
                 close(with: closeReason())
                 return .closed

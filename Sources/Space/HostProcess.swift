@@ -6,12 +6,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// One running `space-host` child: its pid, its pidfd, its channel. It owns them: the pidfd is
-/// closed and the process reaped exactly once.
+/// One running `space-host` child: its pid and its channel (which owns the socket and the pidfd).
+/// The process is reaped exactly once.
 final class HostProcess: Sendable {
     let pid: pid_t
-    let pidfd: Int32
     let channel: Channel
+    var pidfd: Int32 { channel.pidfd }
     let hello: Hello
     private let status = Mutex(Status())
 
@@ -22,16 +22,10 @@ final class HostProcess: Sendable {
         var stopping = false
     }
 
-    private init(pid: pid_t, pidfd: Int32, channel: Channel, hello: Hello) {
+    private init(pid: pid_t, channel: Channel, hello: Hello) {
         self.pid = pid
-        self.pidfd = pidfd
         self.channel = channel
         self.hello = hello
-    }
-
-    deinit {
-        if pidfd >= 0 { close(pidfd) }
-        close(channel.fd)
     }
 
     /// Starts a host and waits for its hello (at most `control.forkTimeout`).
@@ -47,7 +41,10 @@ final class HostProcess: Sendable {
         let parentFD = fds[0], childFD = fds[1]
         defer { close(childFD) }
 
-        var argv = [executable, "--channel-fd", "3", "--parent-pid", String(getpid())]
+        let l = config.limits
+        var argv = [executable, "--channel-fd", "3", "--parent-pid", String(getpid()),
+                    "--max-frame-size", String(l.maxFrameSize), "--max-arguments", String(l.maxArguments),
+                    "--max-depth", String(l.maxDepth), "--max-string-length", String(l.maxStringLength)]
         for dir in searchPaths(config, executable: executable) {
             argv += ["--path", dir]
         }
@@ -75,19 +72,19 @@ final class HostProcess: Sendable {
         }
         let pidfd = cs_pidfd_open(pid)
 
-        // The channel's close callback needs the process; the process needs the channel.
-        let box = Mutex<HostProcess?>(nil)
+        // The channel's callbacks need the process and the process owns the channel: a weak
+        // reference breaks the cycle, so the fds are closed when the last owner lets go.
+        let box = Mutex(WeakHost())
         let closeReason: @Sendable () -> SpaceError = {
-            box.withLock { $0 }?.hangUpReason() ?? SpaceError(.crashed, "the space host hung up")
+            box.withLock { $0.host }?.hangUpReason() ?? SpaceError(.crashed, "the space host hung up")
         }
         let channel: Channel
         do {
             channel = try Channel(fd: parentFD, pidfd: pidfd, limits: config.limits, closeReason: closeReason) { error in
-                if let host = box.withLock({ $0 }) { onClose(host, error) }
+                if let host = box.withLock({ $0.host }) { onClose(host, error) }
             }
         } catch {
-            close(parentFD)
-            killAndReap(pid: pid, pidfd: pidfd)
+            killAndReap(pid: pid, pidfd: -1)
             throw error
         }
         let hello: Hello
@@ -95,12 +92,10 @@ final class HostProcess: Sendable {
             hello = try channel.readHello(timeoutMilliseconds: config.control.forkTimeout)
         } catch {
             killAndReap(pid: pid, pidfd: pidfd)
-            if pidfd >= 0 { close(pidfd) }
-            close(parentFD)
             throw SpaceError(.spawnFailed, "the space host (\(executable)) did not start: \(error.message)")
         }
-        let host = HostProcess(pid: pid, pidfd: pidfd, channel: channel, hello: hello)
-        box.withLock { $0 = host }
+        let host = HostProcess(pid: pid, channel: channel, hello: hello)
+        box.withLock { $0.host = host }
         do {
             try channel.startReaderThread()
         } catch {
@@ -150,6 +145,7 @@ final class HostProcess: Sendable {
 
     /// Stops the host: a shutdown request (plugins' deinit runs), then SIGKILL after `timeout` ms.
     func stop(timeoutMilliseconds: Int) async {
+        let started = monotonicNanoseconds()
         status.withLock { $0.stopping = true }
         let killer = Task { [self] in
             try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
@@ -159,8 +155,9 @@ final class HostProcess: Sendable {
             w.beginFrame(.shutdown, id: id)
             w.endFrame()
         }
-        // The host exits right after answering; give it the rest of the timeout.
-        if reap(waitMilliseconds: min(timeoutMilliseconds, 1_000)) == nil {
+        // The host exits right after answering; give it what is left of the timeout.
+        let left = timeoutMilliseconds - Int((monotonicNanoseconds() - started) / 1_000_000)
+        if reap(waitMilliseconds: max(left, 0)) == nil {
             kill()
         }
         killer.cancel()
@@ -199,6 +196,11 @@ final class HostProcess: Sendable {
         }
         return dirs
     }
+}
+
+/// A weak reference that can live in a `Mutex`.
+struct WeakHost {
+    weak var host: HostProcess?
 }
 
 /// The directory of the running executable (`/proc/self/exe`).

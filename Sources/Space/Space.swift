@@ -36,8 +36,8 @@ public final class Space: Sendable {
 
     private struct State {
         var phase: Phase = .destroyed
-        /// Every add in force, in order, replayed on restart.
-        var adds: [AddRequest] = []
+        /// Every add in force with the package name the host gave it, in order, replayed on restart.
+        var adds: [(package: String, request: AddRequest)] = []
         /// Bumped on every start, so stale callbacks of an old host change nothing.
         var generation = 0
     }
@@ -72,8 +72,9 @@ public final class Space: Sendable {
     }
 
     /// Stops the host gracefully (plugins' deinit hooks run; SIGKILL after `control.stopTimeout`).
-    /// Calls fail with ``SpaceError/Code/notRunning`` until ``build()``. Added plugins are kept and
-    /// replayed by ``build()``.
+    /// Calls, adds and removes fail with ``SpaceError/Code/notRunning`` until ``build()``. Added
+    /// plugins are kept and replayed by ``build()``. (An idle stop or a crash is different: the next
+    /// call restarts the host by itself.)
     public func destroy() async {
         watchdog.withLock { $0?.cancel(); $0 = nil }
         let old = state.withLock { s -> Phase in
@@ -141,29 +142,26 @@ public final class Space: Sendable {
                     initArguments: [String] = []) async throws(SpaceError) -> Value {
         let request = AddRequest(library: library, alias: name ?? "", declarations: declarations ?? "",
                                  initArguments: initArguments)
-        let host = try await host(starting: true)
+        let host = try await host(starting: false)
         let info = try await host.channel.request { w, id in
             w.beginFrame(.add, id: id)
             request.encode(into: &w)
             w.endFrame()
         }
-        state.withLock { $0.adds.append(request) }
+        let package = info[field: "name"]?.string ?? request.alias
+        state.withLock { $0.adds.append((package, request)) }
         return info
     }
 
     /// Unloads a package: its deinit hook runs, the library is closed, and restarts no longer replay it.
     public func remove(_ package: String) async throws(SpaceError) {
-        let host = try await host(starting: true)
+        let host = try await host(starting: false)
         _ = try await host.channel.request { w, id in
             w.beginFrame(.remove, id: id)
             w.writeString(package)
             w.endFrame()
         }
-        state.withLock { s in
-            s.adds.removeAll { add in
-                add.alias == package || (add.alias.isEmpty && add.library == package)
-            }
-        }
+        state.withLock { s in s.adds.removeAll { $0.package == package } }
     }
 
     /// Calls `function` of `package` with `arguments`, typed by the function's C declaration.
@@ -178,7 +176,7 @@ public final class Space: Sendable {
         if arguments.count > configuration.limits.maxArguments {
             throw SpaceError(.tooLarge, "\(arguments.count) arguments exceed the limit of \(configuration.limits.maxArguments)")
         }
-        let host = try await host(starting: true)
+        let host = try await host(starting: false)
         resetInactivity()
         defer { resetInactivity() }
         return try await host.channel.request { w, id in
@@ -197,7 +195,8 @@ public final class Space: Sendable {
 
     // MARK: Starting and stopping
 
-    /// The running host; starts one (replaying adds) when stopped, or when `starting` and destroyed.
+    /// The running host. Starts one (replaying adds) after an idle stop or a crash; after
+    /// ``destroy()`` only when `starting` (that is, from ``build()``).
     private func host(starting: Bool) async throws(SpaceError) -> HostProcess {
         enum Next { case ready(HostProcess), wait(Task<HostProcess, any Error>), fail(SpaceError) }
         let next: Next = state.withLock { s in
@@ -211,7 +210,7 @@ public final class Space: Sendable {
             case .stopped, .destroyed:
                 s.generation += 1
                 let generation = s.generation
-                let adds = s.adds
+                let adds = s.adds.map(\.request)
                 let task = Task { [self] () async throws -> HostProcess in
                     try await self.start(generation: generation, replaying: adds)
                 }
@@ -234,11 +233,12 @@ public final class Space: Sendable {
     }
 
     private func start(generation: Int, replaying adds: [AddRequest]) async throws(SpaceError) -> HostProcess {
-        let host: HostProcess
-        do {
-            host = try HostProcess.spawn(configuration) { [weak self] host, error in
+        var spawned: HostProcess?
+        do throws(SpaceError) {
+            let host = try HostProcess.spawn(configuration) { [weak self] host, error in
                 self?.hostClosed(host, error)
             }
+            spawned = host
             for add in adds {
                 _ = try await host.channel.request { w, id in
                     w.beginFrame(.add, id: id)
@@ -247,11 +247,18 @@ public final class Space: Sendable {
                 }
             }
         } catch {
+            if let half = spawned {
+                // A replayed add failed: this host is not the space the caller had. Do not leave it running.
+                half.kill()
+                half.channel.close(with: error)
+                half.channel.stopThread()
+            }
             state.withLock { s in
                 if s.generation == generation { s.phase = .stopped(error) }
             }
-            throw error
+            throw SpaceError(error.code, "the space could not be restarted: \(error.message)", errno: error.errno)
         }
+        let host = spawned!
         let current = state.withLock { s -> Bool in
             guard s.generation == generation else { return false }
             s.phase = .running(host)

@@ -2,7 +2,8 @@
 ///
 /// The set of cases is the wire protocol's closed set of tags (docs/protocol.md). What a value
 /// *means* to native code is decided by the C declaration of the parameter it lands in: `.int(2)`
-/// becomes an `int32_t`, a `double` or an `int8_t` there, range-checked.
+/// becomes an `int32_t`, a `double` or an `int8_t` there; integers are range-checked (floats follow
+/// C's conversion: a `double` too large for a `float` parameter becomes infinity).
 public enum Value: Sendable, Hashable {
     /// C `NULL`, JSON `null`, and the result of a `void` function.
     case null
@@ -10,7 +11,7 @@ public enum Value: Sendable, Hashable {
     case bool(Bool)
     /// Any signed integer (and an unsigned one that fits).
     case int(Int64)
-    /// An unsigned integer above `Int64.max`.
+    /// An unsigned integer. Results use it only above `Int64.max`; below that they are `.int`.
     case uint(UInt64)
     /// `float` or `double`.
     case double(Double)

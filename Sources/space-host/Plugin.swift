@@ -149,9 +149,11 @@ final class Plugin {
                 throw SpaceError(.declarationError, "declarations for \(name): \(error)")
             }
             for f in parsed.functions {
+                // A dotted name (`math.add`) names the C symbol with dots as underscores (`math_add`).
+                let symbol = String(f.name.map { $0 == "." ? "_" : $0 })
                 dlerror()
-                guard let sym = dlsym(handle, f.name) else {
-                    throw SpaceError(.declarationError, "symbol '\(f.name)' is declared but not found in \(path)")
+                guard let sym = dlsym(handle, symbol) else {
+                    throw SpaceError(.declarationError, "symbol '\(symbol)' is declared but not found in \(path)")
                 }
                 try plugin.register(try FFIFunction(name: f.name, type: f.type, code: sym))
             }
@@ -160,8 +162,9 @@ final class Plugin {
         if let initHook = manifest?.pointee.`init` {
             var error = [CChar](repeating: 0, count: 512)
             let rc = withCStrings(request.initArguments) { argv in
-                initHook(Int32(request.initArguments.count), argv, &error, error.count)
+                initHook(Int32(request.initArguments.count), argv, &error, error.count - 1)
             }
+            error[error.count - 1] = 0  // a plugin that filled the buffer without a terminator
             if rc != 0 {
                 let message = error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                 throw SpaceError(.initFailed, "\(name) refused to start (init returned \(rc))\(message.isEmpty ? "" : ": " + message)")
@@ -180,31 +183,36 @@ final class Plugin {
             tried.append(path)
             if let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) { return h }
             let message = dlerror().map { String(cString: $0) } ?? "unknown error"
-            // "cannot open shared object file: No such file" means "not here"; anything else is a real failure.
-            if !message.contains("No such file") { loadErrors.append(message) }
+            // "<path>: cannot open shared object file: No such file" means "not here". The same words
+            // about another name mean the library is here but one of its dependencies is missing.
+            let absent = message.hasPrefix(path + ":") && message.contains("No such file")
+            if !absent { loadErrors.append(message) }
             return nil
         }
         if spec.contains("/") {
             if let h = attempt(spec) { return (h, spec) }
         } else {
             guard !spec.isEmpty else { throw SpaceError(.libraryNotFound, "no library name given") }
+            // `libz.so.1` or `libcalc.so` is a file name already; `calc` is a library name.
+            let isFileName = spec.hasSuffix(".so") || spec.contains(".so.")
+            let files = isFileName ? [spec] : ["lib\(spec).so", "\(spec).so"]
             for dir in searchPaths {
-                for file in ["lib\(spec).so", "\(spec).so"] {
+                for file in files {
                     let path = dir.hasSuffix("/") ? dir + file : dir + "/" + file
                     if access(path, F_OK) == 0, let h = attempt(path) { return (h, path) }
                 }
             }
             // The system loader's own search (LD_LIBRARY_PATH, ld.so.cache, default directories).
-            for file in ["lib\(spec).so", "\(spec).so"] {
+            for file in files {
                 if let h = attempt(file) { return (h, file) }
             }
             // Runtime-only installs have just the versioned file (libz.so.1, libm.so.6).
-            if let versioned = findVersioned(spec), let h = attempt(versioned) { return (h, versioned) }
+            if !isFileName, let versioned = findVersioned(spec), let h = attempt(versioned) { return (h, versioned) }
         }
         if let first = loadErrors.first {
             throw SpaceError(.loadFailed, "could not load \(spec): \(first)")
         }
-        let places = spec.contains("/") ? spec : "lib\(spec).so and \(spec).so in \(searchPaths.isEmpty ? "(no paths)" : searchPaths.joined(separator: ":")), then the system loader's search"
+        let places = spec.contains("/") ? spec : "lib\(spec).so and \(spec).so in \(searchPaths.isEmpty ? "(no paths)" : searchPaths.joined(separator: ":")), then the system loader's search, then lib\(spec).so.N in the system library directories"
         throw SpaceError(.libraryNotFound, "library \(spec) not found (looked for \(places))")
     }
 
@@ -279,7 +287,7 @@ func readSmallFile(_ path: String) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Calls `body` with a C array of the strings (not NULL-terminated; the count travels beside it).
+/// Calls `body` with a NULL-terminated C array of the strings (the count travels beside it too).
 func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
     let cstrings = strings.map { UnsafePointer(strdup($0)) }
     defer { cstrings.forEach { free(UnsafeMutableRawPointer(mutating: $0)) } }

@@ -14,6 +14,7 @@ struct Options {
     var channelFD: Int32 = 3
     var searchPaths: [String] = []
     var parentPID: pid_t = 0
+    var limits = WireLimits.default
 
     static func parse(_ args: [String]) -> Options {
         var o = Options()
@@ -25,6 +26,10 @@ struct Options {
             case "--channel-fd": o.channelFD = Int32(next ?? "") ?? 3; i += 1
             case "--path": if let n = next { o.searchPaths.append(n) }; i += 1
             case "--parent-pid": o.parentPID = pid_t(next ?? "") ?? 0; i += 1
+            case "--max-frame-size": o.limits.maxFrameSize = Int(next ?? "") ?? o.limits.maxFrameSize; i += 1
+            case "--max-arguments": o.limits.maxArguments = Int(next ?? "") ?? o.limits.maxArguments; i += 1
+            case "--max-depth": o.limits.maxDepth = Int(next ?? "") ?? o.limits.maxDepth; i += 1
+            case "--max-string-length": o.limits.maxStringLength = Int(next ?? "") ?? o.limits.maxStringLength; i += 1
             case "--version":
                 print("space-host \(hostVersion) (protocol \(Wire.protocolVersion))")
                 exit(0)
@@ -44,7 +49,7 @@ let hostVersion = "0.1.0"
 final class Host {
     let fd: Int32
     let options: Options
-    let limits = WireLimits.default
+    let limits: WireLimits
     /// Loaded plugins by package name.
     var plugins: [String: Plugin] = [:]
     /// Package names in add order, so shutdown runs deinit hooks in reverse.
@@ -54,6 +59,7 @@ final class Host {
     init(options: Options) {
         self.fd = options.channelFD
         self.options = options
+        self.limits = options.limits
     }
 
     /// Serves requests until the client hangs up or asks for a shutdown.

@@ -77,6 +77,7 @@ struct CallTests {
         #expect(try await space.call("text", "nonempty", "") == .null)  // NULL result
         #expect(try await space.call("text", "is_null", nil) == true)  // null argument → NULL
         #expect(try await space.call("text", "is_null", "x") == false)
+        #expect(try await space.call("text", "upper", nil) == .null)
     }
 
     @Test func swiftPluginWithCdecl() async throws {

@@ -59,9 +59,8 @@ struct LifecycleTests {
         try await space.add("calc")
         let pid = try #require(space.pid)
         kill(pid, SIGSEGV)
+        // The reader thread notices the death through the pidfd even though no call is in flight.
         #expect(await eventually(5) { space.isKilled })
-        let e = await spaceError { try await space.ping() }
-        #expect(e?.code == .crashed || e?.code == .notRunning)
         // The next call respawns and replays.
         #expect(try await space.call("calc", "math.add", 1, 2) == 3)
         #expect(space.pid != pid)
@@ -107,6 +106,40 @@ struct LifecycleTests {
         #expect(pid > 0)
         // PR_SET_PDEATHSIG: the host is killed with its owner (reaped by init, so it vanishes).
         #expect(await eventually(5) { !processExists(pid) })
+    }
+
+    @Test func launchAndDestroyLeakNoFileDescriptors() async throws {
+        func openFDs() -> Int { Int(shell("ls /proc/\(getpid())/fd | wc -l").filter(\.isNumber)) ?? -1 }
+        // Warm up once (the runtime opens a few descriptors of its own on first use).
+        let first = try await launch()
+        await first.destroy()
+        let before = openFDs()
+        for _ in 0..<10 {
+            let space = try await launch()
+            try await space.add("calc")
+            _ = try await space.call("calc", "math.add", 1, 2)
+            await space.destroy()
+        }
+        // Reader threads release their channel (and its fds) just after destroy returns.
+        #expect(await eventually(3) { openFDs() <= before })
+    }
+
+    @Test func aFailedReplayDoesNotLeaveAHostBehind() async throws {
+        let dir = buildDirectory()
+        let copy = temporaryFile("libvanishing.so", "")
+        #expect(shell("cp \(dir)/libcalc.so \(copy) && echo ok").contains("ok"))
+        let space = try await launch { $0.inactivityTimeout = 200 }
+        try await space.add(copy, as: "v")
+        let first = try #require(space.pid)
+        #expect(await eventually(5) { space.isKilled })
+        unlink(copy)
+        // The restart cannot replay the add: the call fails with the reason, and no host lingers.
+        let e = await spaceError { try await space.call("v", "math.add", 1, 2) }
+        #expect(e?.code == .libraryNotFound)
+        #expect(e?.message.contains("could not be restarted") == true)
+        #expect(!processExists(first))
+        #expect(space.isKilled)
+        await space.destroy()
     }
 
     @Test func missingHostExecutableIsATypedError() async throws {

@@ -33,7 +33,8 @@ extern "C" {
 
 /** Flags of a plugin. */
 enum {
-    /** Every entry may run on several threads at once; without it the host serializes calls. */
+    /** Every entry may run on several threads at once. Without it calls into the plugin are always
+        serialized. (Today the host runs every call on one thread; the flag is reported by `add`.) */
     SPACE_PLUGIN_THREAD_SAFE = 1u << 0,
 };
 
@@ -68,7 +69,7 @@ typedef struct space_plugin {
     uint32_t flags;
     /** The package name callers use unless `add --as` renames it. */
     const char *name;
-    /** A version string, shown by `space status`. */
+    /** A version string, reported by `add`. */
     const char *version;
     /** Entries, ended by SPACE_END. */
     const space_entry *entries;
