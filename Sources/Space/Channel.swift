@@ -149,7 +149,11 @@ final class Channel: @unchecked Sendable {
 
     /// Sends one request built by `encode` and waits for its reply.
     func request(_ encode: (inout WireWriter, UInt32) -> Void) async throws(SpaceError) -> Value {
-        let id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
+        var id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
+        if id == 0 {
+            // 0 is the hello's and fatal errors' id; skip it when the counter wraps.
+            id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
+        }
         var writer = WireWriter(capacity: 128)
         encode(&writer, id)
         if writer.bytes.count - 4 > input.limits.maxFrameSize {
@@ -295,6 +299,8 @@ final class Channel: @unchecked Sendable {
             }
             if n < 0 { return .timedOut }
             var replies: [(UInt32, Result<Value, SpaceError>)] = []
+            // Replies read before a broken frame still reach their callers.
+            defer { deliver(replies) }
             while let frame = try input.next() {
                 var r = WireReader(frame.payload, limits: input.limits)
                 switch frame.kind {
@@ -308,7 +314,6 @@ final class Channel: @unchecked Sendable {
                     throw SpaceError(.protocolError, "unexpected \(frame.kind) frame from the host")
                 }
             }
-            deliver(replies)
             return .frames
         } catch {
             close(with: SpaceError(.protocolError, "the host broke the protocol: \(error.message)"))

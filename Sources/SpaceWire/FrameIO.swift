@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// One frame read from a channel. Its payload borrows the ``FrameInput`` buffer and stays valid
-/// until that input's next ``FrameInput/fill(from:)``.
+/// until that input's next ``FrameInput/fill(from:)`` or ``FrameInput/next()`` (which may grow,
+/// and so move, the buffer).
 public struct Frame {
     /// The message kind.
     public var kind: MessageKind
@@ -30,6 +31,7 @@ public final class FrameInput: @unchecked Sendable {
 
     /// Creates an input with an initial buffer of `capacity` bytes (it grows up to the frame limit).
     public init(capacity: Int = 64 << 10, limits: WireLimits = .default) {
+        precondition(capacity > 0, "a FrameInput needs a buffer")
         self.capacity = capacity
         self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         self.limits = limits

@@ -94,26 +94,28 @@ private struct JSONParser {
             switch bytes[pos] {
             case Self.openBrace:
                 let start = pos
+                try checkDepth(at: start)
                 pos += 1
                 skipWhitespace()
                 if pos < bytes.count && bytes[pos] == Self.closeBrace {
                     pos += 1
                     value = .object([])
                 } else {
-                    try push(OpenContainer(isObject: true), at: start)
+                    stack.append(OpenContainer(isObject: true))
                     let key = try parseKey(afterFirst: false)
                     stack[stack.count - 1].pendingKey = key
                     continue outer
                 }
             case Self.openBracket:
                 let start = pos
+                try checkDepth(at: start)
                 pos += 1
                 skipWhitespace()
                 if pos < bytes.count && bytes[pos] == Self.closeBracket {
                     pos += 1
                     value = .array([])
                 } else {
-                    try push(OpenContainer(isObject: false), at: start)
+                    stack.append(OpenContainer(isObject: false))
                     continue outer
                 }
             case Self.quote:
@@ -175,12 +177,13 @@ private struct JSONParser {
         }
     }
 
-    mutating func push(_ container: OpenContainer, at offset: Int) throws(SpaceError) {
+    /// Throws unless one more container (opening at `offset`) fits in `limits.maxDepth`; an empty
+    /// container counts, as it does in the binary codec.
+    func checkDepth(at offset: Int) throws(SpaceError) {
         guard stack.count < limits.maxDepth else {
             throw error("arrays and objects nested deeper than the limit of \(limits.maxDepth)",
                         at: offset, code: .tooLarge, found: false)
         }
-        stack.append(container)
     }
 
     /// Parses `"key" :` inside the innermost (object) container, rejecting a duplicate key.

@@ -220,6 +220,7 @@ public struct WireWriter: Sendable {
             write(ValueTag.handle.rawValue)
             write(h)
         case .callback(let arity):
+            precondition((0...255).contains(arity), "callback arity \(arity) is outside 0...255")
             write(ValueTag.callback.rawValue)
             write(UInt8(truncatingIfNeeded: arity))
         }
@@ -393,14 +394,16 @@ public struct WireReader {
             guard depth < limits.maxDepth else { throw depthError() }
             let n = try readCount(minItemSize: 1)
             var xs: [Value] = []
-            xs.reserveCapacity(n)
+            // Reserve at most a little up front: nested counts that each claim "all the bytes left"
+            // must not multiply into gigabytes of reservations.
+            xs.reserveCapacity(Swift.min(n, 1024))
             for _ in 0..<n { xs.append(try readValue(depth: depth + 1)) }
             return .array(xs)
         case .object:
             guard depth < limits.maxDepth else { throw depthError() }
             let n = try readCount(minItemSize: 5)
             var fields: [Value.Field] = []
-            fields.reserveCapacity(n)
+            fields.reserveCapacity(Swift.min(n, 1024))
             for _ in 0..<n {
                 let name = try readString()
                 fields.append(Value.Field(name, try readValue(depth: depth + 1)))
