@@ -44,8 +44,11 @@ public final class FrameInput: @unchecked Sendable {
 
     /// Reads once from `fd` into the buffer, invalidating the payloads of frames returned before.
     ///
+    /// - Parameter spinNanoseconds: keep polling the socket without sleeping for up to this long
+    ///   before blocking, yielding the CPU between polls (so a peer on the same CPU still runs).
+    ///   A reply that lands within it costs this thread no wake-up from idle.
     /// - Returns: the number of bytes read; 0 at end of file; -1 when the read timed out or would block.
-    public func fill(from fd: Int32) throws(SpaceError) -> Int {
+    public func fill(from fd: Int32, spinNanoseconds: UInt64 = 0) throws(SpaceError) -> Int {
         if start == end {
             start = 0
             end = 0
@@ -58,6 +61,20 @@ public final class FrameInput: @unchecked Sendable {
             // Only a frame larger than the buffer gets here; next() already checked its length.
             let need = pendingFrameSize()
             try grow(to: max(capacity * 2, need))
+        }
+        if spinNanoseconds > 0 {
+            let deadline = monotonicNow() &+ spinNanoseconds
+            repeat {
+                let n = recv(fd, buffer + end, capacity - end, Int32(MSG_DONTWAIT))
+                if n > 0 {
+                    end += n
+                    return n
+                }
+                if n == 0 { return 0 }
+                let e = errno
+                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { break }
+                sched_yield()
+            } while monotonicNow() < deadline
         }
         while true {
             let n = read(fd, buffer + end, capacity - end)
@@ -116,6 +133,13 @@ public final class FrameInput: @unchecked Sendable {
         start += 4 + length
         return Frame(kind: kind, id: id, payload: payload)
     }
+}
+
+@inline(__always)
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
 /// Writes all of `bytes` to the socket `fd`, retrying on short writes and `EINTR`.

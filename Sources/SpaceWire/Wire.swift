@@ -445,9 +445,9 @@ public struct WireReader {
     }
 
     /// Throws unless every byte was read.
-    public func expectEnd(_ what: String) throws(SpaceError) {
+    public func expectEnd(_ what: @autoclosure () -> String) throws(SpaceError) {
         if !isAtEnd {
-            throw SpaceError(.protocolError, "\(remaining) unexpected bytes after \(what)")
+            throw SpaceError(.protocolError, "\(remaining) unexpected bytes after \(what())")
         }
     }
 }

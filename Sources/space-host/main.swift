@@ -51,10 +51,16 @@ final class Host {
     let options: Options
     let limits: WireLimits
     /// Loaded plugins by package name.
-    var plugins: [String: Plugin] = [:]
+    /// Only the host thread touches these, so the runtime's exclusivity checks (a TLS lookup per
+    /// access, on the hot path) buy nothing here.
+    @exclusivity(unchecked) var plugins: [String: Plugin] = [:]
+    /// Recently called functions by the raw bytes of their package and function names: a call
+    /// resolves without building Strings or hashing them. Cleared when plugins change.
+    @exclusivity(unchecked) var recent: [(package: [UInt8], function: [UInt8], target: FFIFunction)] = []
+    var recentNext = 0
     /// Package names in add order, so shutdown runs deinit hooks in reverse.
     var addOrder: [String] = []
-    var out = WireWriter(capacity: 64 << 10)
+    @exclusivity(unchecked) var out = WireWriter(capacity: 64 << 10)
 
     init(options: Options) {
         self.fd = options.channelFD
@@ -72,7 +78,7 @@ final class Host {
         while true {
             let n: Int
             do {
-                n = try input.fill(from: fd)
+                n = try input.fill(from: fd, spinNanoseconds: 20_000)
             } catch {
                 fail("reading the channel: \(error)")
             }
@@ -153,14 +159,7 @@ final class Host {
         let pkg = try r.readSlice()
         let fn = try r.readSlice()
         let argc = try r.readArgumentCount()
-        let pkgName = String(decoding: pkg, as: UTF8.self)
-        guard let plugin = plugins[pkgName] else {
-            throw SpaceError(.unknownPackage, "no package '\(pkgName)' in this space (added: \(addOrder.isEmpty ? "none" : addOrder.joined(separator: ", ")))")
-        }
-        let fnName = String(decoding: fn, as: UTF8.self)
-        guard let function = plugin.function(fnName) else {
-            throw SpaceError(.unknownFunction, "package '\(pkgName)' has no function '\(fnName)'")
-        }
+        let function = try resolve(pkg, fn)
         if function.isSlow {
             // Do not keep replies already computed waiting behind a call known to be slow.
             flush()
@@ -179,10 +178,40 @@ final class Host {
         }
     }
 
+    /// The function named by raw package and function bytes: from the recent cache, else by name.
+    @inline(__always)
+    private func resolve(_ pkg: UnsafeRawBufferPointer, _ fn: UnsafeRawBufferPointer) throws(SpaceError) -> FFIFunction {
+        for entry in recent where Self.equal(entry.package, pkg) && Self.equal(entry.function, fn) {
+            return entry.target
+        }
+        let pkgName = String(decoding: pkg, as: UTF8.self)
+        guard let plugin = plugins[pkgName] else {
+            throw SpaceError(.unknownPackage, "no package '\(pkgName)' in this space (added: \(addOrder.isEmpty ? "none" : addOrder.joined(separator: ", ")))")
+        }
+        let fnName = String(decoding: fn, as: UTF8.self)
+        guard let function = plugin.function(fnName) else {
+            throw SpaceError(.unknownFunction, "package '\(pkgName)' has no function '\(fnName)'")
+        }
+        let entry = (package: Array(pkg), function: Array(fn), target: function)
+        if recent.count < 8 {
+            recent.append(entry)
+        } else {
+            recent[recentNext] = entry
+            recentNext = (recentNext + 1) % 8
+        }
+        return function
+    }
+
+    @inline(__always)
+    private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && a.withUnsafeBytes { memcmp($0.baseAddress!, b.baseAddress!, b.count) == 0 }
+    }
+
     private func add(_ request: AddRequest) throws(SpaceError) -> Value {
         let plugin = try Plugin.load(request, searchPaths: options.searchPaths) { plugins[$0] != nil }
         plugins[plugin.name] = plugin
         addOrder.append(plugin.name)
+        recent.removeAll()
         return plugin.summary
     }
 
@@ -191,6 +220,7 @@ final class Host {
             throw SpaceError(.unknownPackage, "no package '\(name)' in this space")
         }
         addOrder.removeAll { $0 == name }
+        recent.removeAll()
         plugin.runDeinit()
     }
 }
