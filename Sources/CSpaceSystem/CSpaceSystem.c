@@ -67,9 +67,11 @@ int cs_set_cloexec(int fd, int on) {
     return fcntl(fd, F_SETFD, flags);
 }
 
-int cs_set_recv_timeout(int fd, long usec) {
-    struct timeval tv = { .tv_sec = usec / 1000000, .tv_usec = usec % 1000000 };
-    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+int cs_set_nonblocking(int fd, int on) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, flags);
 }
 
 int cs_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }

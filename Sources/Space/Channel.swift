@@ -8,23 +8,27 @@ import Glibc
 
 /// The client end of one host's socket: sends requests, matches replies to callers by id.
 ///
-/// The latency budget is the raw socket round trip, and a thread handoff costs about as much as the
-/// socket itself, so the common call must not take one. Reading is a *role*, held by at most one
-/// thread at a time:
-/// - A caller that finds the role free after sending takes it and reads the socket on its own thread
-///   until its reply arrives (the uncontended call: no handoff at all). Replies for others that it
-///   reads on the way are handed to them.
-/// - When it is done and replies are still owed to others, or when its own reply takes longer than a
-///   couple of milliseconds (the receive timeout), it hands the role to the channel's reader thread and
+/// The latency budget is the raw socket round trip, and waking a sleeping thread costs about as much
+/// as the round trip itself on these machines, so the common call must neither hand off to another
+/// thread nor sleep. Reading is a *role*, held by at most one thread at a time:
+/// - A caller that finds the role free after queueing its request takes it and reads the socket on
+///   its own thread until its reply arrives (the uncontended call: no handoff). Replies for others
+///   that it reads on the way are handed to them.
+/// - The role holder *polls* (non-blocking reads, yielding the CPU in between) for a short while
+///   before it sleeps in `poll(2)`; a reply that lands meanwhile costs no wake-up at all.
+/// - While it polls, it also sends what other callers queued: a busy channel sends many requests
+///   per system call instead of one each. Its sends never block (a full socket is retried while it
+///   keeps reading), so the one thread that drains replies can never be stuck behind them.
+/// - When its own reply is in and replies are still owed to others, or when its reply takes longer
+///   than a couple of milliseconds, a caller hands the role to the channel's reader thread and
 ///   suspends like everyone else; so a slow plugin never pins a cooperative thread for long.
 /// - The reader thread reads while replies are owed, then gives the role back. While idle it waits
 ///   on the host's pidfd too, so a host that dies between calls is noticed at once.
 ///
-/// Requests are sent *before* the sender competes for the read role: a sender blocked on a full
-/// socket can never be the one everybody waits on to drain replies. Concurrent senders combine their
-/// frames into one write.
+/// A caller that finds no polling reader sends its own frame (blocking on a full socket is safe for
+/// it: it does not hold the read role while it sends).
 final class Channel: @unchecked Sendable {
-    /// The socket. Owned: closed in `deinit`.
+    /// The socket (non-blocking). Owned: closed in `deinit`.
     let fd: Int32
     /// The host's pidfd, watched by the reader thread while it is idle (-1 if none). Owned.
     let pidfd: Int32
@@ -54,21 +58,22 @@ final class Channel: @unchecked Sendable {
         var outstanding = 0
         /// Someone holds the read role.
         var readerBusy = false
+        /// The role holder is polling and will send whatever is queued in `outbox`.
+        var readerPolling = false
         /// The role was handed to the reader thread.
         var threadReads = false
-        /// Frames queued by senders while another sender is writing.
+        /// Frames queued for sending, in order.
         var outbox: [UInt8] = []
+        /// Someone is sending; frames queued meanwhile are theirs to send.
         var flushing = false
         var closed: SpaceError?
         var stopThread = false
     }
 
-    /// How long a caller polls for its reply before sleeping in read: waking a thread from idle
-    /// costs about as much as the whole round trip on these machines.
-    static let callerSpinNanoseconds: UInt64 = 20_000
-
-    /// How long a caller reads on its own thread before handing the role to the reader thread.
-    static let callerReadTimeoutMicroseconds = 2_000
+    /// How long the role holder polls after the last thing it read before it sleeps.
+    static let pollNanoseconds: UInt64 = 20_000
+    /// How long a caller waits for its reply on its own thread before handing the role over.
+    static let callerWaitMilliseconds: Int32 = 2
 
     /// Takes ownership of `fd` and `pidfd` (also when it throws).
     init(fd: Int32, pidfd: Int32, limits: WireLimits,
@@ -87,7 +92,7 @@ final class Channel: @unchecked Sendable {
         self.input = FrameInput(limits: limits)
         self.closeReason = closeReason
         self.onClose = onClose
-        _ = cs_set_recv_timeout(fd, Self.callerReadTimeoutMicroseconds)
+        _ = cs_set_nonblocking(fd, 1)
     }
 
     /// The reader thread keeps the channel alive until it has stopped, so nothing closes an fd
@@ -164,19 +169,30 @@ final class Channel: @unchecked Sendable {
             throw SpaceError(.tooLarge, "request of \(writer.bytes.count - 4) bytes exceeds the frame limit of \(input.limits.maxFrameSize) (limits.maxFrameSize)")
         }
 
-        // Register before sending: the reply may be read by someone else before send returns.
-        let closed: SpaceError? = state.withLock { s in
-            if let c = s.closed { return c }
+        // Register before sending (the reply may be read by someone else before send returns), and
+        // queue the frame behind anything queued before it. A polling reader or a sender already at
+        // work will send it; otherwise this caller sends the queue itself.
+        enum Next { case closed(SpaceError), queued, send }
+        let next: Next = state.withLock { s in
+            if let c = s.closed { return .closed(c) }
             s.waiters[id] = .pending
             s.outstanding += 1
-            return nil
+            s.outbox.append(contentsOf: writer.bytes)
+            if s.readerPolling || s.flushing { return .queued }
+            s.flushing = true
+            return .send
         }
-        if let closed { throw closed }
-
-        do throws(SpaceError) {
-            try send(writer.bytes)
-        } catch {
-            fail(id: id, error)
+        switch next {
+        case .closed(let c): throw c
+        case .queued: break
+        case .send:
+            do throws(SpaceError) {
+                try sendQueued()
+            } catch {
+                // The host hung up (EPIPE, ECONNRESET): fail everyone with the reason, e.g. the
+                // signal that killed it, as a reader seeing EOF would.
+                close(with: closeReason())
+            }
         }
 
         if becomeReader(for: id) {
@@ -197,23 +213,10 @@ final class Channel: @unchecked Sendable {
         return try result.get()
     }
 
-    /// Writes a frame, combining it with frames of concurrent senders.
-    private func send(_ frame: [UInt8]) throws(SpaceError) {
-        let direct: Bool = state.withLock { s in
-            if s.flushing {
-                s.outbox.append(contentsOf: frame)
-                return false
-            }
-            s.flushing = true
-            return true
-        }
-        guard direct else { return }
+    /// Sends the queue until it is empty; the caller set `flushing`. Blocks on a full socket, which
+    /// is safe: the sender does not hold the read role.
+    private func sendQueued() throws(SpaceError) {
         var failure: SpaceError?
-        do throws(SpaceError) {
-            try writeAll(fd, frame)
-        } catch {
-            failure = error
-        }
         while true {
             let batch: [UInt8]? = state.withLock { s in
                 if s.outbox.isEmpty {
@@ -235,8 +238,39 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    private func fail(id: UInt32, _ error: SpaceError) {
-        deliver([(id, .failure(error))])
+    /// Sends what is queued without blocking; what the socket cannot take now stays queued.
+    /// Only the role holder calls it. Returns true while bytes remain queued.
+    @discardableResult
+    private func flushQueued() -> Bool {
+        var batch: [UInt8] = state.withLock { s in
+            if s.flushing || s.outbox.isEmpty { return [] }
+            s.flushing = true
+            let b = s.outbox
+            s.outbox.removeAll(keepingCapacity: true)
+            return b
+        }
+        guard !batch.isEmpty else { return state.withLock { !$0.outbox.isEmpty } }
+        var sent = 0
+        var broken = false
+        batch.withUnsafeBytes { raw in
+            while sent < raw.count {
+                let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                if n > 0 { sent += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+                broken = true  // the reader will see the hang-up
+                break
+            }
+        }
+        return state.withLock { s in
+            if sent < batch.count && !broken {
+                batch.removeFirst(sent)
+                batch.append(contentsOf: s.outbox)
+                s.outbox = batch
+            }
+            s.flushing = false
+            return !s.outbox.isEmpty
+        }
     }
 
     /// Takes the read role if nobody holds it and `id`'s reply is still owed.
@@ -245,6 +279,7 @@ final class Channel: @unchecked Sendable {
             if s.readerBusy || s.closed != nil { return false }
             if case .finished = s.waiters[id] { return false }
             s.readerBusy = true
+            s.readerPolling = true
             return true
         }
     }
@@ -260,21 +295,66 @@ final class Channel: @unchecked Sendable {
 
     /// The caller's read loop: read until `id`'s reply is in, then give the role back or hand it on.
     private func readUntilReply(_ id: UInt32) {
+        switch pump(until: id, waitMilliseconds: Self.callerWaitMilliseconds) {
+        case .done:
+            releaseRole()
+        case .waitedTooLong:
+            // Our reply is slow: let the reader thread wait for it, and suspend.
+            state.withLock { s in
+                s.threadReads = true
+                s.readerPolling = true
+            }
+            wakeThread()
+        case .closed:
+            return
+        }
+    }
+
+    private enum PumpOutcome { case done, waitedTooLong, closed }
+
+    /// Reads (and sends what others queue) until `id`'s reply is in — or, for the reader thread
+    /// (`id` nil), until no reply is owed. Polls for `pollNanoseconds` after the last activity, then
+    /// sleeps in poll(2), at most `waitMilliseconds` (-1: no limit) at a time.
+    private func pump(until id: UInt32?, waitMilliseconds: Int32) -> PumpOutcome {
+        var idleSince = monotonicNanoseconds()
         while true {
-            if isFinished(id) {
-                releaseRole(handOff: true)
-                return
-            }
-            switch readOnce(spin: Self.callerSpinNanoseconds) {
-            case .frames:
-                continue
-            case .timedOut:
-                // Our reply is slow: let the reader thread wait for it, and suspend.
-                handRoleToThread()
-                return
+            let pendingSend = flushQueued()
+            switch readOnce() {
             case .closed:
-                return
+                return .closed
+            case .frames:
+                idleSince = monotonicNanoseconds()
+            case .wouldBlock:
+                break
             }
+            if let id {
+                if isFinished(id) { return .done }
+            } else if state.withLock({ $0.outstanding == 0 && $0.outbox.isEmpty }) {
+                return .done
+            }
+            if monotonicNanoseconds() &- idleSince < Self.pollNanoseconds {
+                sched_yield()
+                continue
+            }
+            // Quiet for a while: sleep until the socket is readable (or writable, if we still
+            // have bytes to send). Senders send for themselves while we sleep.
+            let stillQueued: Bool = state.withLock { s in
+                s.readerPolling = false
+                return pendingSend || !s.outbox.isEmpty || s.flushing
+            }
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (stillQueued ? Int16(POLLOUT) : 0), revents: 0),
+                       pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+            let rc = poll(&fds, id == nil ? 2 : 1, waitMilliseconds)
+            state.withLock { $0.readerPolling = true }
+            if id == nil && fds[1].revents != 0 {
+                var v: UInt64 = 0
+                _ = read(wakeFD, &v, 8)
+                if state.withLock({ $0.stopThread || $0.closed != nil }) { return .closed }
+            }
+            if rc == 0 && id != nil {
+                return .waitedTooLong
+            }
+            idleSince = monotonicNanoseconds()
         }
     }
 
@@ -285,14 +365,15 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    private enum ReadOutcome { case frames, timedOut, closed }
+    private enum ReadOutcome { case frames, wouldBlock, closed }
 
-    /// One read from the socket and delivery of every complete frame. Only the role holder calls it.
-    private func readOnce(spin: UInt64 = 0) -> ReadOutcome {
+    /// One non-blocking read from the socket and delivery of every complete frame. Only the role
+    /// holder calls it.
+    private func readOnce() -> ReadOutcome {
         do throws(SpaceError) {
             let n: Int
             do throws(SpaceError) {
-                n = try input.fill(from: fd, spinNanoseconds: spin)
+                n = try input.fill(from: fd)
             } catch {
                 // ECONNRESET and friends: the host is gone; say why, as for a clean EOF.
                 n = 0
@@ -301,7 +382,7 @@ final class Channel: @unchecked Sendable {
                 close(with: closeReason())
                 return .closed
             }
-            if n < 0 { return .timedOut }
+            if n < 0 { return .wouldBlock }
             var replies: [(UInt32, Result<Value, SpaceError>)] = []
             // Replies read before a broken frame still reach their callers.
             defer { deliver(replies) }
@@ -346,22 +427,19 @@ final class Channel: @unchecked Sendable {
         for (c, r) in resumes { c.resume(returning: r) }
     }
 
-    /// Gives the role back; hands it to the reader thread when replies are still owed.
-    private func releaseRole(handOff: Bool) {
+    /// Gives the role back; hands it to the reader thread when replies are still owed or frames
+    /// are still queued.
+    private func releaseRole() {
         let wake: Bool = state.withLock { s in
-            if s.outstanding > 0 && handOff && s.closed == nil {
+            if (s.outstanding > 0 || !s.outbox.isEmpty) && s.closed == nil {
                 s.threadReads = true
                 return true
             }
             s.readerBusy = false
+            s.readerPolling = false
             return false
         }
         if wake { wakeThread() }
-    }
-
-    private func handRoleToThread() {
-        state.withLock { s in s.threadReads = true }
-        wakeThread()
     }
 
     private func wakeThread() {
@@ -373,56 +451,51 @@ final class Channel: @unchecked Sendable {
 
     private func readerThreadMain() {
         while true {
-            // Idle: wait for the role, or for the host to die.
-            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
             let shouldRead: Bool? = state.withLock { s in
                 if s.stopThread || s.closed != nil { return nil }
                 return s.threadReads
             }
             guard let shouldRead else { return }
-            if !shouldRead {
-                let rc = poll(&fds, pidfd >= 0 ? 2 : 1, -1)
-                if rc < 0 { continue }
-                if fds[0].revents != 0 {
-                    var v: UInt64 = 0
-                    _ = read(wakeFD, &v, 8)
-                }
-                if pidfd >= 0 && fds[1].revents != 0 {
-                    // The host exited. Drain what it wrote before dying, then close.
-                    let claimed: Bool = state.withLock { s in
-                        if s.readerBusy { return false }
-                        s.readerBusy = true
+            if shouldRead {
+                // Holding the role: read while replies are owed.
+                switch pump(until: nil, waitMilliseconds: -1) {
+                case .closed:
+                    if state.withLock({ $0.closed != nil || $0.stopThread }) { return }
+                case .done, .waitedTooLong:
+                    let released: Bool = state.withLock { s in
+                        guard s.outstanding == 0 && s.outbox.isEmpty else { return false }
+                        s.readerBusy = false
+                        s.readerPolling = false
+                        s.threadReads = false
                         return true
                     }
-                    if claimed {
-                        while case .frames = readOnce() {}
-                        close(with: closeReason())
-                        return
-                    }
-                    // A caller is reading; it will see EOF. Let it, then look again.
-                    usleep(1_000)
+                    _ = released
                 }
                 continue
             }
-            // Holding the role: read while replies are owed.
-            while true {
-                switch readOnce() {
-                case .closed:
-                    return
-                case .frames, .timedOut:
-                    let done: Bool = state.withLock { s in
-                        if s.outstanding == 0 {
-                            s.readerBusy = false
-                            s.threadReads = false
-                            return true
-                        }
-                        return false
-                    }
-                    if done { break }
-                    continue
+            // Idle: wait for the role, or for the host to die.
+            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+            let rc = poll(&fds, pidfd >= 0 ? 2 : 1, -1)
+            if rc < 0 { continue }
+            if fds[0].revents != 0 {
+                var v: UInt64 = 0
+                _ = read(wakeFD, &v, 8)
+            }
+            if pidfd >= 0 && fds[1].revents != 0 {
+                // The host exited. Drain what it wrote before dying, then close.
+                let claimed: Bool = state.withLock { s in
+                    if s.readerBusy { return false }
+                    s.readerBusy = true
+                    return true
                 }
-                break
+                if claimed {
+                    while case .frames = readOnce() {}
+                    close(with: closeReason())
+                    return
+                }
+                // A caller is reading; it will see EOF. Let it, then look again.
+                usleep(1_000)
             }
         }
     }

@@ -142,7 +142,8 @@ func monotonicNow() -> UInt64 {
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
-/// Writes all of `bytes` to the socket `fd`, retrying on short writes and `EINTR`.
+/// Writes all of `bytes` to the socket `fd`, retrying on short writes and `EINTR`, and waiting for
+/// room when a non-blocking socket is full.
 ///
 /// Uses `send(MSG_NOSIGNAL)`: a peer that died gives `EPIPE` here instead of a process-killing SIGPIPE.
 public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SpaceError) {
@@ -155,6 +156,11 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SpaceE
         }
         let e = errno
         if n < 0 && e == EINTR { continue }
+        if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) {
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&pfd, 1, -1)
+            continue
+        }
         throw SpaceError(.systemError, "write to channel failed", errno: n < 0 ? e : EPIPE)
     }
 }

@@ -6,7 +6,7 @@
 //   on fd 3 and closes every other inherited fd in one place, without fork from a big parent.
 // - cs_pidfd_open / cs_pidfd_send_signal: raw syscalls glibc 2.36 wraps but Swift's Glibc does not import.
 // - cs_set_pdeathsig: prctl is variadic in C, so Swift cannot call it.
-// - cs_set_cloexec: fcntl is variadic in C, so Swift cannot call it.
+// - cs_set_cloexec, cs_set_nonblocking: fcntl is variadic in C, so Swift cannot call it.
 // - cs_eventfd: <sys/eventfd.h> is not part of Swift's Glibc module.
 #ifndef CSPACE_SYSTEM_H
 #define CSPACE_SYSTEM_H
@@ -34,7 +34,7 @@ int cs_set_cloexec(int fd, int on);
 /// A close-on-exec eventfd (a wake-up counter), or -1 with errno set.
 int cs_eventfd(void);
 
-/// Sets the receive timeout of a socket in microseconds (0 = block forever). Returns 0 or -1.
-int cs_set_recv_timeout(int fd, long usec);
+/// Sets or clears O_NONBLOCK. Returns 0 or -1.
+int cs_set_nonblocking(int fd, int on);
 
 #endif
