@@ -37,6 +37,10 @@ final class Channel: @unchecked Sendable {
     /// Owned by whoever holds the read role.
     private let input: FrameInput
     private let ids = Atomic<UInt32>(1)
+    /// Mirrors of `State.outstanding` and `State.outbox.count`, written under the lock and read
+    /// without it by the polling reader, which would otherwise contend with every caller.
+    private let owed = Atomic<Int>(0)
+    private let queuedBytes = Atomic<Int>(0)
     private let state = Mutex(State())
     /// Called once, on the reader thread, when the channel closes.
     private let onClose: @Sendable (SpaceError) -> Void
@@ -47,7 +51,7 @@ final class Channel: @unchecked Sendable {
         /// Registered; the reply has not arrived and nobody has suspended for it yet.
         case pending
         /// A suspended caller.
-        case suspended(CheckedContinuation<Result<Value, SpaceError>, Never>)
+        case suspended(UnsafeContinuation<Result<Value, SpaceError>, Never>)
         /// The reply arrived before its caller suspended.
         case finished(Result<Value, SpaceError>)
     }
@@ -177,7 +181,9 @@ final class Channel: @unchecked Sendable {
             if let c = s.closed { return .closed(c) }
             s.waiters[id] = .pending
             s.outstanding += 1
+            owed.store(s.outstanding, ordering: .relaxed)
             s.outbox.append(contentsOf: writer.bytes)
+            queuedBytes.store(s.outbox.count, ordering: .relaxed)
             if s.readerPolling || s.flushing { return .queued }
             s.flushing = true
             return .send
@@ -199,7 +205,8 @@ final class Channel: @unchecked Sendable {
             readUntilReply(id)
             if let r = takeFinished(id) { return try r.get() }
         }
-        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<Value, SpaceError>, Never>) in
+        // Unsafe, not checked: each waiter is resumed exactly once, under the state lock's bookkeeping.
+        let result = await withUnsafeContinuation { (c: UnsafeContinuation<Result<Value, SpaceError>, Never>) in
             let ready: Result<Value, SpaceError>? = state.withLock { s in
                 if case .finished(let r) = s.waiters[id] {
                     s.waiters[id] = nil
@@ -225,6 +232,7 @@ final class Channel: @unchecked Sendable {
                 }
                 let b = s.outbox
                 s.outbox.removeAll(keepingCapacity: true)
+                queuedBytes.store(0, ordering: .relaxed)
                 return b
             }
             guard let batch else { break }
@@ -242,11 +250,13 @@ final class Channel: @unchecked Sendable {
     /// Only the role holder calls it. Returns true while bytes remain queued.
     @discardableResult
     private func flushQueued() -> Bool {
+        if queuedBytes.load(ordering: .relaxed) == 0 { return false }
         var batch: [UInt8] = state.withLock { s in
             if s.flushing || s.outbox.isEmpty { return [] }
             s.flushing = true
             let b = s.outbox
             s.outbox.removeAll(keepingCapacity: true)
+            queuedBytes.store(0, ordering: .relaxed)
             return b
         }
         guard !batch.isEmpty else { return state.withLock { !$0.outbox.isEmpty } }
@@ -267,6 +277,7 @@ final class Channel: @unchecked Sendable {
                 batch.removeFirst(sent)
                 batch.append(contentsOf: s.outbox)
                 s.outbox = batch
+                queuedBytes.store(s.outbox.count, ordering: .relaxed)
             }
             s.flushing = false
             return !s.outbox.isEmpty
@@ -317,9 +328,12 @@ final class Channel: @unchecked Sendable {
     /// sleeps in poll(2), at most `waitMilliseconds` (-1: no limit) at a time.
     private func pump(until id: UInt32?, waitMilliseconds: Int32) -> PumpOutcome {
         var idleSince = monotonicNanoseconds()
+        // Only the role holder delivers replies, so it learns of its own from readOnce, lock-free.
+        var mine = false
+        if let id, isFinished(id) { return .done }
         while true {
             let pendingSend = flushQueued()
-            switch readOnce() {
+            switch readOnce(watching: id ?? 0, found: &mine) {
             case .closed:
                 return .closed
             case .frames:
@@ -327,9 +341,9 @@ final class Channel: @unchecked Sendable {
             case .wouldBlock:
                 break
             }
-            if let id {
-                if isFinished(id) { return .done }
-            } else if state.withLock({ $0.outstanding == 0 && $0.outbox.isEmpty }) {
+            if id != nil {
+                if mine { return .done }
+            } else if owed.load(ordering: .relaxed) == 0 && queuedBytes.load(ordering: .relaxed) == 0 {
                 return .done
             }
             if monotonicNanoseconds() &- idleSince < Self.pollNanoseconds {
@@ -370,6 +384,12 @@ final class Channel: @unchecked Sendable {
     /// One non-blocking read from the socket and delivery of every complete frame. Only the role
     /// holder calls it.
     private func readOnce() -> ReadOutcome {
+        var ignored = false
+        return readOnce(watching: 0, found: &ignored)
+    }
+
+    /// `readOnce`, also setting `found` when the reply for `watching` (non-zero) was among those read.
+    private func readOnce(watching: UInt32, found: inout Bool) -> ReadOutcome {
         do throws(SpaceError) {
             let n: Int
             do throws(SpaceError) {
@@ -387,6 +407,7 @@ final class Channel: @unchecked Sendable {
             // Replies read before a broken frame still reach their callers.
             defer { deliver(replies) }
             while let frame = try input.next() {
+                if frame.id == watching && watching != 0 { found = true }
                 var r = WireReader(frame.payload, limits: input.limits)
                 switch frame.kind {
                 case .result:
@@ -408,7 +429,7 @@ final class Channel: @unchecked Sendable {
 
     private func deliver(_ replies: [(UInt32, Result<Value, SpaceError>)]) {
         guard !replies.isEmpty else { return }
-        var resumes: [(CheckedContinuation<Result<Value, SpaceError>, Never>, Result<Value, SpaceError>)] = []
+        var resumes: [(UnsafeContinuation<Result<Value, SpaceError>, Never>, Result<Value, SpaceError>)] = []
         state.withLock { s in
             for (id, r) in replies {
                 switch s.waiters[id] {
@@ -423,6 +444,7 @@ final class Channel: @unchecked Sendable {
                     break  // a reply for a request already failed locally: drop it
                 }
             }
+            owed.store(s.outstanding, ordering: .relaxed)
         }
         for (c, r) in resumes { c.resume(returning: r) }
     }
@@ -504,7 +526,7 @@ final class Channel: @unchecked Sendable {
 
     /// Fails every waiter with `error`, once; later requests fail with it too.
     func close(with error: SpaceError) {
-        var resumes: [CheckedContinuation<Result<Value, SpaceError>, Never>] = []
+        var resumes: [UnsafeContinuation<Result<Value, SpaceError>, Never>] = []
         let first: Bool = state.withLock { s in
             guard s.closed == nil else { return false }
             s.closed = error
@@ -518,6 +540,7 @@ final class Channel: @unchecked Sendable {
                 }
             }
             s.outstanding = 0
+            owed.store(0, ordering: .relaxed)
             s.readerBusy = false
             return true
         }
