@@ -284,15 +284,23 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    /// Takes the read role if nobody holds it and `id`'s reply is still owed.
+    /// Takes the read role if nobody holds it, `id`'s reply is still owed, and it is the only reply
+    /// owed. When others are owed too, the channel is busy: the role goes to the reader thread, so the
+    /// cooperative threads only run callers and one thread does the I/O for all of them.
     private func becomeReader(for id: UInt32) -> Bool {
-        state.withLock { s in
-            if s.readerBusy || s.closed != nil { return false }
-            if case .finished = s.waiters[id] { return false }
+        let (mine, wake): (Bool, Bool) = state.withLock { s in
+            if s.readerBusy || s.closed != nil { return (false, false) }
+            if case .finished = s.waiters[id] { return (false, false) }
             s.readerBusy = true
             s.readerPolling = true
-            return true
+            if s.outstanding > 1 {
+                s.threadReads = true
+                return (false, true)
+            }
+            return (true, false)
         }
+        if wake { wakeThread() }
+        return mine
     }
 
     /// Removes and returns `id`'s reply if it has arrived.
