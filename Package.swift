@@ -36,7 +36,12 @@ let package = Package(
         .target(name: "SpaceFFI", dependencies: ["CSpace", "SpaceWire"]),
         .executableTarget(
             name: "space-host",
-            dependencies: ["SpaceWire", "SpaceFFI", "CSpaceSystem", "SpacePlugin"]
+            dependencies: ["SpaceWire", "SpaceFFI", "CSpaceSystem", "SpacePlugin"],
+            // Start time and memory are product features: the host links the Swift runtime
+            // statically (FLOOR.md: 0.9 ms and 3.9 MB instead of 1.8 ms and 6.9 MB) and exports
+            // its symbols, so a plugin written in Swift binds to the host's runtime instead of
+            // loading a second copy.
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--export-dynamic"])]
         ),
         .target(name: "Space", dependencies: ["SpaceWire", "CSpaceSystem"]),
         .executableTarget(name: "space-bench", dependencies: ["Space", "CSpaceSystem"]),
