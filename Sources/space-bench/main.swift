@@ -35,7 +35,7 @@ struct Options {
             case "--sequential-only": o.sequentialOnly = true
             case "-h", "--help":
                 print("""
-                USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N]
+                USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only]
 
                 Measures the raw socket floor and a space side by side, in one run.
                   --json       one JSON object (keys: floor_rtt_p50_ns, call_rtt_p50_ns, call_rtt_p99_ns,
@@ -43,6 +43,8 @@ struct Options {
                   --quick      a short run (smoke test; numbers are rough)
                   --rounds N   alternating floor/space rounds (default 5)
                   --calls N    round trips per round (default 4000)
+                  --sequential-only
+                               only the floor and the sequential call phase (for profiling)
                 """)
                 exit(0)
             default:
