@@ -43,21 +43,8 @@ private func same(_ a: Value, _ b: Value) -> Bool {
     }
 }
 
-/// SplitMix64, seeded: the same inputs on every run.
-private struct Rng {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 /// A random value that JSON can represent (finite doubles, unique keys).
-private func randomJSONValue(_ rng: inout Rng, depth: Int) -> Value {
+private func randomJSONValue(_ rng: inout SplitMix64, depth: Int) -> Value {
     switch rng.below(depth > 0 ? 8 : 6) {
     case 0: return .null
     case 1: return .bool(rng.below(2) == 0)
@@ -84,7 +71,7 @@ private func randomJSONValue(_ rng: inout Rng, depth: Int) -> Value {
     }
 }
 
-private func randomText(_ rng: inout Rng) -> String {
+private func randomText(_ rng: inout SplitMix64) -> String {
     let pool: [Unicode.Scalar] = ["a", "Z", "\0", "\n", "\t", "\u{1F}", "\"", "\\", "/", "é", "€", "中", "😀", "\u{7F}", "\u{FFFF}", "\u{10FFFF}"]
     var s = String.UnicodeScalarView()
     for _ in 0..<rng.below(10) { s.append(pool[rng.below(pool.count)]) }
@@ -223,7 +210,7 @@ private func limits(depth: Int = 32, string: Int = 16 << 20, frame: Int = 16 << 
     }
 
     @Test func randomValuesRoundTrip() {
-        var rng = Rng(state: 0x4A53_4F4E)
+        var rng = SplitMix64(seed: 0x4A53_4F4E)
         for i in 0..<500 {
             let v = randomJSONValue(&rng, depth: 4)
             switch parse(v.json) {
@@ -353,7 +340,7 @@ private func limits(depth: Int = 32, string: Int = 16 << 20, frame: Int = 16 << 
     // MARK: - Hostile input
 
     @Test func randomAndMutatedInputsNeverCrash() {
-        var rng = Rng(state: 2024)
+        var rng = SplitMix64(seed: 2024)
         let seeds: [String] = [
             #"{"a": [1, 2.5e-3, -0, true, false, null], "b": {"c": "d\u00e9\uD83D\uDE00\n"}}"#,
             #"[[[[]]], {}, "", "\\", 18446744073709551615, -9223372036854775808, 1e308]"#,
