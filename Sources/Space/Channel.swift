@@ -152,9 +152,6 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    /// The largest frame body the host accepts (from its hello).
-    var maxFrameSize: Int { input.limits.maxFrameSize }
-
     /// Replies owed by the host right now.
     var outstanding: Int { state.withLock { $0.outstanding } }
 

@@ -150,6 +150,10 @@ final class Host {
     private func reply(_ id: UInt32, _ value: Value) throws(SpaceError) {
         out.beginFrame(.result, id: id)
         out.writeValue(value)
+        if out.currentFrameSize > limits.maxFrameSize {
+            out.abandonFrame()
+            throw SpaceError(.tooLarge, "the reply takes more than the frame limit of \(limits.maxFrameSize) bytes (limits.maxFrameSize)")
+        }
         out.endFrame()
     }
 
@@ -166,8 +170,12 @@ final class Host {
         }
         let started = function.isSlow ? 0 : monotonicNanoseconds()
         out.beginFrame(.result, id: id)
-        do {
+        do throws(SpaceError) {
             try function.call(arguments: &r, count: argc, into: &out)
+            if out.currentFrameSize > limits.maxFrameSize {
+                // The client would have to drop the channel over it; answer with an error instead.
+                throw SpaceError(.tooLarge, "the result of \(function.name) takes \(out.currentFrameSize) bytes, over the frame limit of \(limits.maxFrameSize) (limits.maxFrameSize)")
+            }
         } catch {
             out.abandonFrame()
             throw error

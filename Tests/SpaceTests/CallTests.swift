@@ -210,6 +210,29 @@ struct CallTests {
         #expect(try await space.call("calc", "math.add", 1, 1) == 2)
     }
 
+    @Test func oversizedRequestsAreRefusedBeforeSending() async throws {
+        let space = try await launch {
+            $0.limits = WireLimits(maxFrameSize: 4096, maxArguments: 16, maxDepth: 8, maxStringLength: 4096)
+        }
+        defer { Task { await space.destroy() } }
+        try await space.add("text")
+        let pid = space.pid
+        let big = String(repeating: "z", count: 5000)
+        let e = await spaceError { try await space.call("text", "upper", .string(big)) }
+        #expect(e?.code == .tooLarge)
+        #expect(e?.message.contains("frame limit of 4096") == true)
+        // Nothing reached the host: same process, still serving, within the limit.
+        #expect(space.pid == pid)
+        #expect(try await space.call("text", "upper", .string(String(repeating: "z", count: 1000))).string?.count == 1000)
+        // The host enforces the configured limits too: a result over the limit becomes an error
+        // reply, and the channel (and the host) carry on.
+        let reply = await spaceError { try await space.call("text", "repeat", "abcd", 2000) }
+        #expect(reply?.code == .tooLarge)
+        #expect(reply?.message.contains("repeat") == true)
+        #expect(try await space.call("text", "upper", "ok") == "OK")
+        #expect(space.pid == pid)
+    }
+
     @Test func manyConcurrentCallersGetTheirOwnReplies() async throws {
         let space = try await launch()
         defer { Task { await space.destroy() } }
