@@ -41,6 +41,8 @@ final class Channel: @unchecked Sendable {
     /// without it by the polling reader, which would otherwise contend with every caller.
     private let owed = Atomic<Int>(0)
     private let queuedBytes = Atomic<Int>(0)
+    /// Set once by ``close(with:)``: the polling loop stops at once instead of waiting out a timeout.
+    private let isClosed = Atomic<Bool>(false)
     private let state = Mutex(State())
     /// Called once, on the reader thread, when the channel closes.
     private let onClose: @Sendable (SpaceError) -> Void
@@ -265,11 +267,11 @@ final class Channel: @unchecked Sendable {
                 if n > 0 { sent += n; continue }
                 if n < 0 && errno == EINTR { continue }
                 if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-                broken = true  // the reader will see the hang-up
+                broken = true
                 break
             }
         }
-        return state.withLock { s in
+        let remaining: Bool = state.withLock { s in
             if sent < batch.count && !broken {
                 batch.removeFirst(sent)
                 batch.append(contentsOf: s.outbox)
@@ -279,6 +281,12 @@ final class Channel: @unchecked Sendable {
             s.flushing = false
             return !s.outbox.isEmpty
         }
+        if broken {
+            // Those frames are lost: fail every caller now rather than let them wait for replies
+            // to requests the host never got.
+            close(with: closeReason())
+        }
+        return remaining && !broken
     }
 
     /// Takes the read role if nobody holds it, `id`'s reply is still owed, and it is the only reply
@@ -337,6 +345,7 @@ final class Channel: @unchecked Sendable {
         var mine = false
         if let id, isFinished(id) { return .done }
         while true {
+            if isClosed.load(ordering: .relaxed) { return .closed }
             let pendingSend = flushQueued()
             switch readOnce(watching: id ?? 0, found: &mine) {
             case .closed:
@@ -550,6 +559,7 @@ final class Channel: @unchecked Sendable {
             return true
         }
         guard first else { return }
+        isClosed.store(true, ordering: .relaxed)
         for c in resumes { c.resume(returning: .failure(error)) }
         wakeThread()
         onClose(error)
@@ -560,11 +570,4 @@ final class Channel: @unchecked Sendable {
         state.withLock { $0.stopThread = true }
         wakeThread()
     }
-}
-
-/// Nanoseconds on the monotonic clock.
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

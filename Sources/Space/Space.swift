@@ -275,13 +275,16 @@ public final class Space: Sendable {
         return host
     }
 
-    /// The channel of `host` closed: a crash, a kill, or the end of a stop.
+    /// The channel of `host` closed: a crash, a kill, the end of a stop, or a broken protocol.
+    /// A host that is still running behind a closed channel (it broke the protocol, or a plugin
+    /// closed fd 3) can never be talked to again: it is killed, not left behind.
     private func hostClosed(_ host: HostProcess, _ error: SpaceError) {
         state.withLock { s in
             if case .running(let h) = s.phase, h === host {
                 s.phase = .stopped(error)
             }
         }
+        host.kill()
         host.channel.stopThread()
     }
 

@@ -63,7 +63,7 @@ public final class FrameInput: @unchecked Sendable {
             try grow(to: max(capacity * 2, need))
         }
         if spinNanoseconds > 0 {
-            let deadline = monotonicNow() &+ spinNanoseconds
+            let deadline = monotonicNanoseconds() &+ spinNanoseconds
             repeat {
                 let n = recv(fd, buffer + end, capacity - end, Int32(MSG_DONTWAIT))
                 if n > 0 {
@@ -74,7 +74,7 @@ public final class FrameInput: @unchecked Sendable {
                 let e = errno
                 if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { break }
                 sched_yield()
-            } while monotonicNow() < deadline
+            } while monotonicNanoseconds() < deadline
         }
         while true {
             let n = read(fd, buffer + end, capacity - end)
@@ -133,13 +133,6 @@ public final class FrameInput: @unchecked Sendable {
         start += 4 + length
         return Frame(kind: kind, id: id, payload: payload)
     }
-}
-
-@inline(__always)
-func monotonicNow() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
 /// Writes all of `bytes` to the socket `fd`, retrying on short writes and `EINTR`, and waiting for

@@ -48,7 +48,7 @@ struct Options {
                 """)
                 exit(0)
             default:
-                writeStderr("space-bench: unknown option \(a) (see --help)\n")
+                writeStandardError("space-bench: unknown option \(a) (see --help)\n")
                 exit(2)
             }
         }
@@ -56,16 +56,6 @@ struct Options {
     }
 }
 
-func writeStderr(_ text: String) {
-    var text = text
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-func now() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
     guard !sorted.isEmpty else { return 0 }
@@ -120,7 +110,7 @@ final class Floor {
         var buf = [UInt8](repeating: 7, count: 64)
         buf.withUnsafeMutableBytes { b in
             for _ in 0..<n {
-                let t0 = now()
+                let t0 = monotonicNanoseconds()
                 _ = write(fd, b.baseAddress!, 64)
                 var got = 0
                 while got < 64 {
@@ -128,7 +118,7 @@ final class Floor {
                     if r <= 0 { fatalError("echo child died") }
                     got += r
                 }
-                samples.append(now() - t0)
+                samples.append(monotonicNanoseconds() - t0)
             }
         }
     }
@@ -172,14 +162,14 @@ func run(_ o: Options) async throws {
     var callNanos: UInt64 = 0
     for _ in 0..<o.rounds {
         floor.roundTrips(o.callsPerRound, into: &floorSamples)
-        let start = now()
+        let start = monotonicNanoseconds()
         for i in 0..<o.callsPerRound {
-            let t0 = now()
+            let t0 = monotonicNanoseconds()
             let r = try await space.call("calc", "math.add", .int(Int64(i)), 3)
-            callSamples.append(now() - t0)
+            callSamples.append(monotonicNanoseconds() - t0)
             if r != .int(Int64(i) + 3) { fatalError("wrong result \(r)") }
         }
-        callNanos += now() - start
+        callNanos += monotonicNanoseconds() - start
     }
     floor.stop()
     floorSamples.sort()
@@ -191,7 +181,7 @@ func run(_ o: Options) async throws {
 
     // 64 calls in flight from concurrent tasks.
     let perTask = o.inflightCalls / 64
-    let t0 = now()
+    let t0 = monotonicNanoseconds()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for t in 0..<64 {
             group.addTask {
@@ -203,7 +193,7 @@ func run(_ o: Options) async throws {
         }
         try await group.waitForAll()
     }
-    let inflightNanos = now() - t0
+    let inflightNanos = monotonicNanoseconds() - t0
     let inflightPerSecond = Double(perTask * 64) / (Double(inflightNanos) / 1e9)
 
     let rss = space.pid.map(rssKB) ?? -1
@@ -212,11 +202,11 @@ func run(_ o: Options) async throws {
     // Cold start: launch → add calc → first result.
     var colds: [UInt64] = []
     for _ in 0..<o.coldStarts {
-        let c0 = now()
+        let c0 = monotonicNanoseconds()
         let s = try await Space.launch()
         try await s.add("calc")
         _ = try await s.call("calc", "math.add", 1, 2)
-        colds.append(now() - c0)
+        colds.append(monotonicNanoseconds() - c0)
         await s.destroy()
     }
     colds.sort()
@@ -261,6 +251,6 @@ let options = Options.parse()
 do {
     try await run(options)
 } catch {
-    writeStderr("space-bench: \(error)\n")
+    writeStandardError("space-bench: \(error)\n")
     exit(1)
 }

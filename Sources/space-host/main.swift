@@ -34,7 +34,7 @@ struct Options {
                 print("space-host \(hostVersion) (protocol \(Wire.protocolVersion))")
                 exit(0)
             default:
-                writeStderr("space-host: unknown option \(a)\nspace-host is started by the space client; see docs/architecture.md\n")
+                writeStandardError("space-host: unknown option \(a)\nspace-host is started by the space client; see docs/architecture.md\n")
                 exit(2)
             }
             i += 1
@@ -111,7 +111,7 @@ final class Host {
     }
 
     private func fail(_ message: String) -> Never {
-        writeStderr("space-host: \(message)\n")
+        writeStandardError("space-host: \(message)\n")
         exit(3)
     }
 
@@ -233,17 +233,6 @@ final class Host {
     }
 }
 
-/// Writes to fd 2 without touching C's `stderr` global (not concurrency-safe in Swift 6).
-func writeStderr(_ text: String) {
-    var text = text
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 let options = Options.parse(CommandLine.arguments)
 // Die with the parent: a space never outlives the process that owns it.

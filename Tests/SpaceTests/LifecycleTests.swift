@@ -108,6 +108,20 @@ struct LifecycleTests {
         #expect(await eventually(5) { !processExists(pid) })
     }
 
+    @Test func aPluginThatClosesTheChannelFailsItsCallAndLeavesNoHost() async throws {
+        let space = try await launch()
+        try await space.add("c", declarations: "int close(int fd);")
+        let pid = try #require(space.pid)
+        // The plugin closes fd 3, the host's end of the channel: the reply can never arrive.
+        let e = await spaceError { try await space.call("c", "close", 3) }
+        #expect(e?.code == .crashed)
+        #expect(await eventually(5) { !processExists(pid) })
+        // The next call starts a new host and replays the add.
+        #expect(try await space.call("c", "close", -1) == -1)
+        #expect(space.pid != pid)
+        await space.destroy()
+    }
+
     @Test func launchAndDestroyLeakNoFileDescriptors() async throws {
         func openFDs() -> Int { Int(shell("ls /proc/\(getpid())/fd | wc -l").filter(\.isNumber)) ?? -1 }
         // Warm up once (the runtime opens a few descriptors of its own on first use).
