@@ -163,18 +163,51 @@ public indirect enum CType: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// One parameter of a function type: an optional name and its type. Array parameters are already
-/// decayed to pointers and function parameters to function pointers.
+/// Which way a pointer parameter's pointee travels, as a declaration states it with `SPACE_IN`,
+/// `SPACE_OUT` or `SPACE_INOUT` (see docs/plugin-abi.md for the defaults when it says nothing).
+public enum CDirection: String, Sendable, Hashable {
+    /// The function reads the pointee: the caller passes a value.
+    case `in`
+    /// The function writes the pointee: the caller passes nothing (or a capacity) and gets the value back.
+    case out
+    /// The function reads and writes the pointee: the caller passes a value and gets the new one back.
+    case `inout`
+}
+
+/// Where the element count of an array (pointer) parameter comes from: `SPACE_LEN(n)`, or the size
+/// written in an array parameter (`uint8_t digest[16]`).
+public enum CLength: Sendable, Hashable {
+    /// Another parameter of the same function, by index: an integer holding the count, or a pointer to
+    /// an integer holding the capacity before the call and the count written after it.
+    case parameter(Int)
+    /// A fixed count.
+    case fixed(Int)
+}
+
+/// One parameter of a function type: an optional name, its type, and what its annotations say.
+/// Array parameters are already decayed to pointers and function parameters to function pointers.
 public struct CParameter: Sendable, Hashable {
     /// The parameter's name, when the declaration gave one.
     public var name: String?
     /// The parameter's type (never `.void`).
     public var type: CType
+    /// The direction written with `SPACE_IN` / `SPACE_OUT` / `SPACE_INOUT`, or nil when not annotated.
+    public var direction: CDirection?
+    /// The element count written with `SPACE_LEN(…)` or as an array size, or nil.
+    public var length: CLength?
+    /// `SPACE_RELEASE`: the call ends the life of the handle passed here.
+    public var releasesHandle: Bool
 
     /// Creates a parameter.
-    public init(name: String? = nil, type: CType) {
+    public init(
+        name: String? = nil, type: CType, direction: CDirection? = nil, length: CLength? = nil,
+        releasesHandle: Bool = false
+    ) {
         self.name = name
         self.type = type
+        self.direction = direction
+        self.length = length
+        self.releasesHandle = releasesHandle
     }
 }
 
@@ -189,17 +222,29 @@ public struct CFunctionType: Sendable, Hashable, CustomStringConvertible {
     public var parameters: [CParameter]
     /// True when the parameter list ends in `...`.
     public var isVariadic: Bool
+    /// `SPACE_ERRNO`: `errno` is cleared before the call and returned beside the result.
+    public var capturesErrno: Bool
+    /// `SPACE_FREE(fn)`: the function that releases the pointer this function returns (a string is
+    /// copied and then released; a handle is released when the space or the plugin lets go of it).
+    public var freeFunction: String?
 
     /// Creates a function type.
-    public init(returnType: CType, parameters: [CParameter] = [], isVariadic: Bool = false) {
+    public init(
+        returnType: CType, parameters: [CParameter] = [], isVariadic: Bool = false,
+        capturesErrno: Bool = false, freeFunction: String? = nil
+    ) {
         self.returnType = returnType
         self.parameters = parameters
         self.isVariadic = isVariadic
+        self.capturesErrno = capturesErrno
+        self.freeFunction = freeFunction
     }
 
-    /// Manifest form: `"int32_t (int32_t a, int32_t b)"`.
+    /// Manifest form: `"int32_t (int32_t a, int32_t b)"`, annotations first
+    /// (`"SPACE_ERRNO double (double x)"`).
     public var description: String {
-        CRenderer.render(returnType, qualifiedConst: false, declarator: "(" + CRenderer.parameterList(self) + ")")
+        CRenderer.functionAnnotations(self)
+            + CRenderer.render(returnType, qualifiedConst: false, declarator: "(" + CRenderer.parameterList(self) + ")")
     }
 }
 
@@ -218,7 +263,7 @@ public struct CFunction: Sendable, Hashable, CustomStringConvertible {
 
     /// The C declaration without the trailing `;`, e.g. `"int32_t add(int32_t a, int32_t b)"`.
     public var description: String {
-        CRenderer.render(
+        CRenderer.functionAnnotations(type) + CRenderer.render(
             type.returnType, qualifiedConst: false,
             declarator: name + "(" + CRenderer.parameterList(type) + ")")
     }
@@ -267,11 +312,14 @@ public struct CDeclarations: Sendable, Hashable {
     public var functions: [CFunction]
     /// Struct definitions, keyed by tag.
     public var structs: [String: CStruct]
+    /// Type aliases from `typedef`, keyed by name, already resolved to the type they stand for.
+    public var typedefs: [String: CType]
 
     /// Creates a set of declarations.
-    public init(functions: [CFunction] = [], structs: [String: CStruct] = [:]) {
+    public init(functions: [CFunction] = [], structs: [String: CStruct] = [:], typedefs: [String: CType] = [:]) {
         self.functions = functions
         self.structs = structs
+        self.typedefs = typedefs
     }
 
     /// The function declared with this exact name, if any.
@@ -333,7 +381,9 @@ private enum CRenderer {
     static func parameterList(_ function: CFunctionType) -> String {
         var parts: [String] = []
         for parameter in function.parameters {
-            parts.append(render(parameter.type, qualifiedConst: false, declarator: parameter.name ?? ""))
+            parts.append(
+                parameterAnnotations(parameter, in: function)
+                    + render(parameter.type, qualifiedConst: false, declarator: parameter.name ?? ""))
         }
         if function.isVariadic {
             parts.append("...")
@@ -345,6 +395,35 @@ private enum CRenderer {
             if index > 0 { text += ", " }
             text += part
         }
+        return text
+    }
+
+    /// `"SPACE_ERRNO SPACE_FREE(fn) "`, or "" when the function has no annotations.
+    static func functionAnnotations(_ function: CFunctionType) -> String {
+        var text = ""
+        if function.capturesErrno { text += "SPACE_ERRNO " }
+        if let free = function.freeFunction { text += "SPACE_FREE(" + free + ") " }
+        return text
+    }
+
+    /// `"SPACE_OUT SPACE_LEN(n) "`, or "" when the parameter has no annotations.
+    static func parameterAnnotations(_ parameter: CParameter, in function: CFunctionType) -> String {
+        var text = ""
+        switch parameter.direction {
+        case .in?: text += "SPACE_IN "
+        case .out?: text += "SPACE_OUT "
+        case .inout?: text += "SPACE_INOUT "
+        case nil: break
+        }
+        switch parameter.length {
+        case .parameter(let index)?:
+            let name = function.parameters.indices.contains(index) ? function.parameters[index].name : nil
+            text += "SPACE_LEN(" + (name ?? String(index)) + ") "
+        case .fixed(let count)?:
+            text += "SPACE_LEN(" + String(count) + ") "
+        case nil: break
+        }
+        if parameter.releasesHandle { text += "SPACE_RELEASE " }
         return text
     }
 
