@@ -5,4 +5,4 @@
 _Static_assert(sizeof(space_entry) == 3 * sizeof(void *), "space_entry layout changed");
 _Static_assert(offsetof(space_plugin, name) == 8, "space_plugin layout changed");
 _Static_assert(offsetof(space_plugin, entries) == 8 + 2 * sizeof(void *), "space_plugin layout changed");
-_Static_assert(sizeof(space_plugin) == 8 + 5 * sizeof(void *), "space_plugin layout changed");
+_Static_assert(sizeof(space_plugin) == 8 + 6 * sizeof(void *), "space_plugin layout changed");

@@ -1,7 +1,11 @@
-// calc: an example plugin of scalar arithmetic, one entry per kind of C scalar.
+// calc: an example plugin: scalar arithmetic (one entry per kind of C scalar), structs by value and
+// by pointer, arrays with out-parameters, errno, a variadic function and opaque handles.
 #include <space_plugin.h>
 
+#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,97 @@ static int sum6(int a, int b, int c, int d, int e, int f) { return a + b + c + d
 static double mix(int8_t a, uint16_t b, int32_t c, uint64_t d, float e, double f, short g, unsigned char h) {
     return a + b + c + (double)d + e + f + g + h;
 }
+
+// Structs: by value, by pointer, nested, in arrays.
+struct point { double x; double y; };
+struct rect { struct point min; struct point max; };
+struct sample { int8_t tag; double value; uint16_t weight; bool ok; float ratio; };
+struct deep { struct rect box; struct sample s; int64_t id; };
+#define CALC_TYPES                                                                               \
+    "struct point { double x; double y; };"                                                    \
+    "struct rect { struct point min; struct point max; };"                                      \
+    "struct sample { int8_t tag; double value; uint16_t weight; bool ok; float ratio; };"       \
+    "struct deep { struct rect box; struct sample s; int64_t id; };"
+
+static struct point midpoint(struct point a, struct point b) {
+    return (struct point){ (a.x + b.x) / 2, (a.y + b.y) / 2 };
+}
+static double length(const struct point *p) { return p ? hypot(p->x, p->y) : -1; }
+static void scale_point(struct point *p, double k) { p->x *= k; p->y *= k; }
+static struct rect bounds(const struct point *pts, size_t n) {
+    struct rect r = { { 0, 0 }, { 0, 0 } };
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || pts[i].x < r.min.x) r.min.x = pts[i].x;
+        if (i == 0 || pts[i].y < r.min.y) r.min.y = pts[i].y;
+        if (i == 0 || pts[i].x > r.max.x) r.max.x = pts[i].x;
+        if (i == 0 || pts[i].y > r.max.y) r.max.y = pts[i].y;
+    }
+    return r;
+}
+static const struct point *origin(void) {
+    static const struct point o = { 0, 0 };
+    return &o;
+}
+static struct sample sample_echo(struct sample s) { return s; }
+static struct deep deep_echo(struct deep d) { return d; }
+
+// Arrays and out-parameters.
+static int minmax(const double *xs, size_t n, double *min, double *max) {
+    if (n == 0) return -1;
+    *min = *max = xs[0];
+    for (size_t i = 1; i < n; i++) {
+        if (xs[i] < *min) *min = xs[i];
+        if (xs[i] > *max) *max = xs[i];
+    }
+    return 0;
+}
+static double sum(const double *xs, size_t n) {
+    double t = 0;
+    for (size_t i = 0; i < n; i++) t += xs[i];
+    return t;
+}
+static int64_t isum(const int32_t *xs, size_t n) {
+    int64_t t = 0;
+    for (size_t i = 0; i < n; i++) t += xs[i];
+    return t;
+}
+static void divmod(int64_t a, int64_t b, int64_t *quotient, int64_t *remainder) {
+    *quotient = b ? a / b : 0;
+    *remainder = b ? a % b : 0;
+}
+
+// errno and variadics.
+static double safe_div(double a, double b) {
+    if (b == 0) { errno = EDOM; return 0; }
+    return a / b;
+}
+static int64_t sum_ints(int count, ...) {
+    va_list ap;
+    va_start(ap, count);
+    int64_t t = 0;
+    for (int i = 0; i < count; i++) t += va_arg(ap, int);
+    va_end(ap);
+    return t;
+}
+
+// Opaque handles: counters the caller holds by id.
+struct counter { int64_t value; };
+static atomic_long live_counters;
+static struct counter *counter_new(int64_t start) {
+    struct counter *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    c->value = start;
+    atomic_fetch_add(&live_counters, 1);
+    return c;
+}
+static int64_t counter_add(struct counter *c, int64_t n) { return c->value += n; }
+// Exported so the host finds it by name for SPACE_FREE(counter_free).
+SPACE_EXPORT void counter_free(struct counter *c) {
+    if (!c) return;
+    free(c);
+    atomic_fetch_sub(&live_counters, 1);
+}
+static int64_t counter_live(void) { return atomic_load(&live_counters); }
 
 static int init(int argc, const char *const argv[], char *error, size_t error_size) {
     for (int i = 0; i < argc; i++) {
@@ -72,8 +167,25 @@ static const space_entry entries[] = {
     { "math.scaled", SPACE_FN(scaled), "int32_t (int32_t v)" },
     { "math.sum6", SPACE_FN(sum6), "int (int a, int b, int c, int d, int e, int f)" },
     { "math.mix", SPACE_FN(mix), "double (int8_t a, uint16_t b, int32_t c, uint64_t d, float e, double f, short g, unsigned char h)" },
+    { "geo.midpoint", SPACE_FN(midpoint), "struct point (struct point a, struct point b)" },
+    { "geo.length", SPACE_FN(length), "double (const struct point *p)" },
+    { "geo.scale", SPACE_FN(scale_point), "void (SPACE_INOUT struct point *p, double k)" },
+    { "geo.bounds", SPACE_FN(bounds), "struct rect (const struct point *pts, size_t n)" },
+    { "geo.origin", SPACE_FN(origin), "const struct point *(void)" },
+    { "types.sample", SPACE_FN(sample_echo), "struct sample (struct sample s)" },
+    { "types.deep", SPACE_FN(deep_echo), "struct deep (struct deep d)" },
+    { "stats.minmax", SPACE_FN(minmax), "int (const double *xs, size_t n, double *min, double *max)" },
+    { "stats.sum", SPACE_FN(sum), "double (const double *xs, size_t n)" },
+    { "stats.isum", SPACE_FN(isum), "int64_t (const int32_t *xs, size_t n)" },
+    { "math.divmod", SPACE_FN(divmod), "void (int64_t a, int64_t b, int64_t *quotient, int64_t *remainder)" },
+    { "math.safe_div", SPACE_FN(safe_div), "SPACE_ERRNO double (double a, double b)" },
+    { "math.sum_ints", SPACE_FN(sum_ints), "int64_t (int count, ...)" },
+    { "counter.new", SPACE_FN(counter_new), "SPACE_FREE(counter_free) struct counter *(int64_t start)" },
+    { "counter.add", SPACE_FN(counter_add), "int64_t (struct counter *c, int64_t n)" },
+    { "counter.free", SPACE_FN(counter_free), "void (SPACE_RELEASE struct counter *c)" },
+    { "counter.live", SPACE_FN(counter_live), "int64_t (void)" },
     SPACE_END
 };
 
 SPACE_PLUGIN(.name = "calc", .version = "1.0.0", .entries = entries,
-             .flags = SPACE_PLUGIN_THREAD_SAFE, .init = init)
+             .flags = SPACE_PLUGIN_THREAD_SAFE, .init = init, .types = CALC_TYPES)

@@ -57,7 +57,7 @@ nonisolated(unsafe) private let manifest: UnsafeMutablePointer<space_plugin> = {
         abi: UInt32(SPACE_PLUGIN_ABI), flags: 0,
         name: UnsafeRawPointer(("greeter" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self),
         version: UnsafeRawPointer(("1.0.0" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self),
-        entries: UnsafePointer(entries), init: nil, deinit: nil))
+        entries: UnsafePointer(entries), init: nil, deinit: nil, types: nil))
     return m
 }()
 

@@ -1,5 +1,7 @@
 #include "CSpace.h"
 
+#include <errno.h>
+
 ffi_type *cs_ffi_type_void(void) { return &ffi_type_void; }
 ffi_type *cs_ffi_type_uint8(void) { return &ffi_type_uint8; }
 ffi_type *cs_ffi_type_sint8(void) { return &ffi_type_sint8; }
@@ -27,3 +29,15 @@ ffi_status cs_ffi_prep_cif_var(ffi_cif *cif, unsigned int nfixed, unsigned int n
 void cs_ffi_call(ffi_cif *cif, void *fn, void *rvalue, void **avalues) {
     ffi_call(cif, (void (*)(void))fn, rvalue, avalues);
 }
+
+void cs_ffi_call_errno(ffi_cif *cif, void *fn, void *rvalue, void **avalues, int *error) {
+    errno = 0;
+    ffi_call(cif, (void (*)(void))fn, rvalue, avalues);
+    *error = errno;
+}
+
+ffi_status cs_ffi_struct_offsets(ffi_type *type, size_t *offsets) {
+    return ffi_get_struct_offsets(FFI_DEFAULT_ABI, type, offsets);
+}
+
+unsigned short cs_ffi_type_struct_tag(void) { return FFI_TYPE_STRUCT; }

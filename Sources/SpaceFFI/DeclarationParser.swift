@@ -9,10 +9,24 @@
 /// `signed`/`unsigned`, the fixed-width and standard integer typedefs (`int8_t` … `uint64_t`, `size_t`,
 /// `ssize_t`, `intptr_t`, `uintptr_t`, `ptrdiff_t`, `off_t`, `intmax_t`, `uintmax_t`), `float`, `double`;
 /// pointers of any depth with `const`/`volatile`/`restrict` qualifiers; function pointers (named and
-/// abstract); array and function parameters (decayed to pointers); variadic functions; `struct` references
-/// and definitions. `extern`/`static`/`inline` are ignored, as are comments and preprocessor lines
-/// (`#include`, include guards). Not supported, with a clear error: `typedef`, `union`, `enum`,
-/// `long double`, array fields, function definitions, variables.
+/// abstract); array and function parameters (decayed to pointers; an array size becomes the parameter's
+/// length); variadic functions; `struct` references and definitions; top-level `typedef`s, usable as type
+/// names anywhere after their definition. `extern`/`static`/`inline` are ignored, as are comments and
+/// preprocessor lines (`#include`, include guards). Not supported, with a clear error: `union`, `enum`,
+/// `long double`, array fields, typedefs of function, array or top-level const types, function
+/// definitions, variables.
+///
+/// Annotations are words the plugin SDK header defines as empty macros, so annotated text stays valid C.
+/// They may appear anywhere among a declaration's specifiers (before, between or after the type words):
+///
+/// - On a parameter only: `SPACE_IN`, `SPACE_OUT`, `SPACE_INOUT` (the pointee's direction; the parameter
+///   must be a data pointer), `SPACE_LEN(n)` (the element count of a data-pointer parameter: the name of
+///   another parameter of the same list — an integer, or a pointer to one — declared before or after it,
+///   or a decimal count from 1 to 2^30), `SPACE_RELEASE` (the call ends the life of the handle passed
+///   here; the parameter must be a data pointer). They work the same inside callback parameter lists.
+/// - At the start of a function declaration or a manifest function type only: `SPACE_ERRNO` (capture
+///   `errno`) and `SPACE_FREE(fn)` (the function that releases the returned pointer). In
+///   `SPACE_ERRNO int a(void), b(void);` they apply to both functions.
 ///
 /// Limits: text at most ``maxTextBytes`` bytes, nesting (parentheses, pointers, nested function types) at
 /// most ``maxNestingDepth``, at most ``maxDeclarations`` declarations.
@@ -21,32 +35,48 @@ public enum DeclarationParser {
     public static let maxTextBytes = 1 << 20
     /// Deepest accepted nesting of parentheses and of type derivations (pointer levels, function types).
     public static let maxNestingDepth = 64
-    /// Most declarations (functions, struct definitions, forward declarations) in one text.
+    /// Most declarations (functions, struct definitions, forward declarations, typedef names) in one text.
     public static let maxDeclarations = 4096
+    /// Largest element count accepted in `SPACE_LEN(n)` and as an array parameter's size (2^30).
+    public static let maxFixedLength = 1 << 30
 
     /// Parses several declarations in one text, e.g.
     /// `double cos(double); int32_t add(int32_t a, int32_t b); struct point { double x; double y; };`.
     ///
-    /// Every declaration must be a named function prototype, a struct definition, or a struct forward
-    /// declaration (`struct db;`). Function names must be unique; they may be dotted (`double m.cos(double);`,
-    /// kept as written in `CFunction.name` — mapping `.` to `_` for the symbol is the caller's job). The `;` after the last declaration may
-    /// be omitted. A struct used by value in a function (parameter or return, including inside callback
-    /// types) must be defined somewhere in the text; a struct used by value as a field must be defined
-    /// before that field.
+    /// Every declaration must be a named function prototype, a struct definition, a struct forward
+    /// declaration (`struct db;`), or a typedef (`typedef unsigned long uLong;`,
+    /// `typedef struct point { double x, y; } point_t;`, `typedef void (*cb_t)(int);`). Function names must
+    /// be unique; they may be dotted (`double m.cos(double);`, kept as written in `CFunction.name` — mapping
+    /// `.` to `_` for the symbol is the caller's job). A typedef name may be defined again only with the
+    /// same type, and may not be a builtin type name. The `;` after the last declaration may be omitted. A
+    /// struct used by value in a function (parameter or return, including inside callback types) must be
+    /// defined somewhere in the text; a struct used by value as a field must be defined before that field.
     public static func parse(_ text: String) throws(DeclarationError) -> CDeclarations {
-        var parser = try Parser(text: text, structs: [:])
+        var parser = try Parser(text: text, structs: [:], typedefs: [:])
         return try parser.parseDeclarations()
     }
 
     /// Parses one function type in manifest form, name optional: `"int32_t (int32_t a, int32_t b)"`,
-    /// `"void (void)"`, `"double hypot(double, double)"`, optionally ending in `;`.
+    /// `"void (void)"`, `"double hypot(double, double)"`, `"SPACE_ERRNO double (double x)"`, optionally
+    /// ending in `;`.
     ///
     /// `structs` are the struct definitions visible to it (may be empty); a struct used by value must be
-    /// one of them. Struct definitions inside `text` are not accepted.
+    /// one of them. Struct definitions and typedefs inside `text` are not accepted.
     public static func parseFunctionType(
         _ text: String, structs: [String: CStruct] = [:]
     ) throws(DeclarationError) -> CFunctionType {
-        var parser = try Parser(text: text, structs: structs)
+        var parser = try Parser(text: text, structs: structs, typedefs: [:])
+        return try parser.parseSingleFunctionType()
+    }
+
+    /// Parses one function type in manifest form (see ``parseFunctionType(_:structs:)``) where the struct
+    /// definitions and typedef names of `declarations` are visible, e.g. `"uLong (const Bytef *buf, uLong
+    /// len)"` after `typedef unsigned long uLong; typedef unsigned char Bytef;`. Only `structs` and
+    /// `typedefs` of `declarations` are used.
+    public static func parseFunctionType(
+        _ text: String, declarations: CDeclarations
+    ) throws(DeclarationError) -> CFunctionType {
+        var parser = try Parser(text: text, structs: declarations.structs, typedefs: declarations.typedefs)
         return try parser.parseSingleFunctionType()
     }
 }
@@ -249,6 +279,25 @@ private enum TypeWord: String {
     }
 }
 
+/// The annotation words (empty macros in the plugin SDK header).
+private enum Annotation: String {
+    case inDirection = "SPACE_IN"
+    case outDirection = "SPACE_OUT"
+    case inoutDirection = "SPACE_INOUT"
+    case length = "SPACE_LEN"
+    case release = "SPACE_RELEASE"
+    case errno = "SPACE_ERRNO"
+    case free = "SPACE_FREE"
+
+    /// True for the annotations that describe a parameter; the others describe a function.
+    var isParameterAnnotation: Bool {
+        switch self {
+        case .errno, .free: return false
+        default: return true
+        }
+    }
+}
+
 private let qualifierWords: Set<String> = ["const", "volatile", "restrict", "__restrict", "__restrict__"]
 private let storageWords: Set<String> = ["extern", "static", "inline", "__inline", "__inline__", "_Noreturn"]
 private let otherReservedWords: Set<String> = ["struct", "union", "enum", "typedef"]
@@ -259,19 +308,51 @@ private enum SpecifierContext {
     case functionType
     case parameter
     case field
+    case typedef
 
     var allowsStorageWords: Bool { self == .topLevel || self == .functionType }
-    var allowsStructDefinitions: Bool { self == .topLevel }
+    var allowsStructDefinitions: Bool { self == .topLevel || self == .typedef }
+    var allowsFunctionAnnotations: Bool { self == .topLevel || self == .functionType }
+
+    /// `"a parameter"`, `"a field"`, ... for messages.
+    var noun: String {
+        switch self {
+        case .topLevel: return "a declaration"
+        case .functionType: return "a function type"
+        case .parameter: return "a parameter"
+        case .field: return "a struct field"
+        case .typedef: return "a typedef"
+        }
+    }
+}
+
+/// A `SPACE_LEN(…)` argument before it is resolved.
+private enum LengthSpec {
+    /// A parameter name, resolved to an index once the parameter list is closed.
+    case name(String)
+    case fixed(Int)
+}
+
+/// The annotations found in one specifier list, each with the token that wrote it.
+private struct Annotations {
+    var direction: (value: CDirection, token: Token)?
+    var length: (value: LengthSpec, token: Token)?
+    var release: Token?
+    var errno: Token?
+    var free: (name: String, token: Token)?
 }
 
 /// The result of a specifier list: the base type and whether it is const.
 private struct Specifiers {
     var type: CType
     var isConst: Bool
-    /// First token of the list (for error positions).
+    /// Nesting depth of `type` (non-zero for a typedef name that stands for a pointer).
+    var depth: Int
+    /// First token of the list, annotations aside (for error positions).
     var start: Token
     /// True when the list was only `struct NAME` (possibly with a body) — may stand alone before `;`.
     var isStructTag: Bool
+    var annotations: Annotations
 }
 
 /// One step of a declarator, in the order it is applied to the base type.
@@ -280,8 +361,8 @@ private enum Derivation {
     case pointer(isConst: Bool)
     /// `( parameters )`; `depth` is the deepest parameter type.
     case function(parameters: [CParameter], isVariadic: Bool, depth: Int)
-    /// `[ size ]`.
-    case array
+    /// `[ size ]`, with the size when one was written.
+    case array(count: Int?)
 }
 
 private struct Declarator {
@@ -296,14 +377,39 @@ private enum Derived {
     /// A value type, whether it is const-qualified, and its nesting depth.
     case value(CType, isConst: Bool, depth: Int)
     case function(CFunctionType, depth: Int)
-    /// An array of the element (only legal as a parameter, where it decays to a pointer).
-    case array(CType, isConst: Bool, depth: Int)
+    /// An array of the element (only legal as a parameter, where it decays to a pointer), with its size.
+    case array(CType, isConst: Bool, depth: Int, count: Int?)
 }
 
 /// A by-value struct use in a function signature, checked once all definitions are known.
 private struct StructUse {
     var name: String
     var token: Token
+}
+
+/// A `SPACE_LEN(name)` waiting for its parameter list to close.
+private struct PendingLength {
+    /// Index of the annotated parameter.
+    var index: Int
+    var name: String
+    /// The `SPACE_LEN` token.
+    var token: Token
+}
+
+/// Nesting depth of a type as `Parser.apply` counts it: one per pointer or function-pointer level.
+private func nestingDepth(of type: CType) -> Int {
+    switch type {
+    case .pointer(let pointee, _):
+        return nestingDepth(of: pointee) + 1
+    case .functionPointer(let function):
+        var deepest = nestingDepth(of: function.returnType)
+        for parameter in function.parameters {
+            deepest = max(deepest, nestingDepth(of: parameter.type))
+        }
+        return deepest + 1
+    default:
+        return 0
+    }
 }
 
 private struct Parser {
@@ -318,8 +424,14 @@ private struct Parser {
     var definedStructs: [String: CStruct] = [:]
     var structUses: [StructUse] = []
     var declarationCount = 0
+    /// Typedef names visible so far (given ones plus those parsed), with the nesting depth of each type.
+    var typedefs: [String: (type: CType, depth: Int)]
+    /// Typedefs parsed from this text (the `typedefs` of the result).
+    var definedTypedefs: [String: CType] = [:]
+    /// Names of the functions declared so far.
+    var functionNames: Set<String> = []
 
-    init(text: String, structs: [String: CStruct]) throws(DeclarationError) {
+    init(text: String, structs: [String: CStruct], typedefs: [String: CType]) throws(DeclarationError) {
         let count = text.utf8.count
         if count > DeclarationParser.maxTextBytes {
             throw DeclarationError(
@@ -329,6 +441,11 @@ private struct Parser {
         lexer = Lexer(bytes: Array(text.utf8))
         token = Token(kind: .endOfInput, start: 0, end: 0, line: 1, column: 1)
         self.structs = structs
+        var visible: [String: (type: CType, depth: Int)] = [:]
+        for (name, type) in typedefs {
+            visible[name] = (type, nestingDepth(of: type))
+        }
+        self.typedefs = visible
         token = try lexer.next()
     }
 
@@ -385,7 +502,7 @@ private struct Parser {
     /// Identifiers that are part of the type grammar and so cannot be names.
     func isReserved(_ word: String) -> Bool {
         TypeWord(rawValue: word) != nil || CInteger.typedefs[word] != nil || qualifierWords.contains(word)
-            || storageWords.contains(word) || otherReservedWords.contains(word)
+            || storageWords.contains(word) || otherReservedWords.contains(word) || Annotation(rawValue: word) != nil
     }
 
     func isName(_ token: Token) -> Bool {
@@ -417,15 +534,25 @@ private struct Parser {
 
     mutating func parseDeclarations() throws(DeclarationError) -> CDeclarations {
         var functions: [CFunction] = []
-        var functionNames: Set<String> = []
         while token.kind != .endOfInput {
             if token.isPunct(";") {  // stray empty declaration
                 try advance()
                 continue
             }
+            if isWord(token, "typedef") {
+                try parseTypedef()
+                if token.kind == .endOfInput { break }  // the last ';' may be omitted
+                try expect(";", "after typedef")
+                continue
+            }
             let specifiers = try parseSpecifiers(.topLevel)
             if specifiers.isStructTag && token.isPunct(";") {
                 // `struct point { ... };` or a forward declaration `struct db;`.
+                if let annotation = firstFunctionAnnotation(specifiers.annotations) {
+                    throw error(
+                        "\(text(annotation)) is only valid on a function declaration, not on a struct declaration",
+                        at: annotation)
+                }
                 try countDeclaration(at: specifiers.start)
                 try advance()
                 continue
@@ -439,7 +566,7 @@ private struct Parser {
                 }
                 let name = text(nameToken)
                 let built = try apply(declarator.derivations, to: specifiers, at: declaratorStart)
-                guard case .function(let function, _) = built else {
+                guard case .function(var function, _) = built else {
                     throw notAFunction(built, named: name, at: nameToken)
                 }
                 if token.isPunct("{") {
@@ -450,6 +577,10 @@ private struct Parser {
                 if functionNames.contains(name) {
                     throw error("duplicate declaration of function '\(name)'", at: nameToken)
                 }
+                if typedefs[name] != nil {
+                    throw error("'\(name)' is a typedef name; it cannot also name a function", at: nameToken)
+                }
+                try applyFunctionAnnotations(specifiers.annotations, to: &function, named: name)
                 functionNames.insert(name)
                 functions.append(CFunction(name: name, type: function))
                 guard token.isPunct(",") else { break }
@@ -459,7 +590,58 @@ private struct Parser {
             try expect(";", "after declaration")
         }
         try checkStructUses()
-        return CDeclarations(functions: functions, structs: definedStructs)
+        return CDeclarations(functions: functions, structs: definedStructs, typedefs: definedTypedefs)
+    }
+
+    /// Parses `typedef specifiers declarator, ...` (the current token is `typedef`), up to the `;`.
+    mutating func parseTypedef() throws(DeclarationError) {
+        try advance()
+        let specifiers = try parseSpecifiers(.typedef)
+        while true {
+            let declaratorStart = token
+            let declarator = try parseDeclarator()
+            try countDeclaration(at: declaratorStart)
+            guard let nameToken = declarator.name else {
+                let slot = declarator.nameSlot
+                if slot.kind == .identifier, isReserved(text(slot)) {
+                    throw error(
+                        "\(quote(text(slot))) is a builtin type name; a typedef cannot redefine it", at: slot)
+                }
+                throw expected("a typedef name", at: slot)
+            }
+            let name = text(nameToken)
+            try rejectDotted(nameToken, "a typedef name")
+            let built = try apply(declarator.derivations, to: specifiers, at: declaratorStart)
+            let type: CType
+            let typeDepth: Int
+            switch built {
+            case .value(let value, let isConst, let valueDepth):
+                if isConst {
+                    throw error(
+                        "typedef '\(name)' of a const-qualified type is not supported; write 'const' where '\(name)' is used",
+                        at: nameToken)
+                }
+                type = value
+                typeDepth = valueDepth
+            case .array:
+                throw error("array typedefs are not supported (typedef '\(name)')", at: nameToken)
+            case .function(let function, _):
+                throw error(
+                    "typedef '\(name)' names a function type, which is not supported; use a function pointer: "
+                        + function.returnType.declaration(named: "(*\(name))(...)"),
+                    at: nameToken)
+            }
+            if let existing = typedefs[name], existing.type != type {
+                throw error("typedef '\(name)' is already defined as '\(existing.type)'", at: nameToken)
+            }
+            if functionNames.contains(name) {
+                throw error("'\(name)' is already declared as a function; it cannot also be a typedef name", at: nameToken)
+            }
+            typedefs[name] = (type, typeDepth)
+            definedTypedefs[name] = type
+            guard token.isPunct(",") else { break }
+            try advance()
+        }
     }
 
     mutating func parseSingleFunctionType() throws(DeclarationError) -> CFunctionType {
@@ -473,7 +655,7 @@ private struct Parser {
             throw expected("a parameter list '(...)' after the return type", at: token)
         }
         let built = try apply(declarator.derivations, to: specifiers, at: declaratorStart)
-        guard case .function(let function, _) = built else {
+        guard case .function(var function, _) = built else {
             let what: String
             switch built {
             case .value(let type, _, _): what = "'\(type)'"
@@ -482,6 +664,8 @@ private struct Parser {
             }
             throw error("expected a function type, found \(what)", at: declaratorStart)
         }
+        try applyFunctionAnnotations(
+            specifiers.annotations, to: &function, named: declarator.name.map { text($0) })
         if token.isPunct(";") { try advance() }
         if token.kind != .endOfInput {
             throw expected("end of input after the function type", at: token)
@@ -508,29 +692,221 @@ private struct Parser {
         }
     }
 
+    // MARK: Annotations
+
+    /// The first `SPACE_ERRNO` / `SPACE_FREE` token of a list, if any.
+    func firstFunctionAnnotation(_ annotations: Annotations) -> Token? {
+        let tokens = [annotations.errno, annotations.free?.token].compactMap { $0 }
+        return tokens.min { $0.start < $1.start }
+    }
+
+    /// Sets `SPACE_ERRNO` / `SPACE_FREE` on the function being declared.
+    func applyFunctionAnnotations(
+        _ annotations: Annotations, to function: inout CFunctionType, named name: String?
+    ) throws(DeclarationError) {
+        if annotations.errno != nil { function.capturesErrno = true }
+        if let free = annotations.free {
+            guard case .pointer = function.returnType else {
+                let label = name.map { "function '\($0)'" } ?? "the function"
+                throw error(
+                    "SPACE_FREE(\(free.name)) needs a function that returns a pointer; \(label) returns '\(function.returnType)'",
+                    at: free.token)
+            }
+            function.freeFunction = free.name
+        }
+    }
+
+    /// Parses one annotation word (the current token) into `annotations`, checking it is allowed here.
+    mutating func parseAnnotation(
+        _ annotation: Annotation, context: SpecifierContext, into annotations: inout Annotations
+    ) throws(DeclarationError) {
+        let annotationToken = token
+        let word = annotation.rawValue
+        if annotation.isParameterAnnotation {
+            guard context == .parameter else {
+                throw error("\(word) is only valid on a parameter", at: annotationToken)
+            }
+        } else if !context.allowsFunctionAnnotations {
+            throw error(
+                "\(word) is only valid at the start of a function declaration, not on \(context.noun)",
+                at: annotationToken)
+        }
+        try advance()
+        switch annotation {
+        case .inDirection, .outDirection, .inoutDirection:
+            let direction: CDirection =
+                annotation == .inDirection ? .in : annotation == .outDirection ? .out : .inout
+            if let existing = annotations.direction, existing.value != direction {
+                throw error(
+                    "\(word) conflicts with \(text(existing.token)): a parameter has one direction",
+                    at: annotationToken)
+            }
+            annotations.direction = (direction, annotationToken)
+        case .release:
+            annotations.release = annotationToken
+        case .errno:
+            annotations.errno = annotationToken
+        case .length:
+            if annotations.length != nil {
+                throw error("duplicate SPACE_LEN on one parameter", at: annotationToken)
+            }
+            try expect("(", "after SPACE_LEN")
+            let argument = token
+            let value: LengthSpec
+            if argument.kind == .number {
+                guard let count = decimalCount(argument) else {
+                    throw error(
+                        "SPACE_LEN(\(text(argument))): a count must be a decimal number from 1 to \(DeclarationParser.maxFixedLength)",
+                        at: argument)
+                }
+                value = .fixed(count)
+            } else if isName(argument) {
+                try rejectDotted(argument, "a parameter name")
+                value = .name(text(argument))
+            } else {
+                throw expected("a parameter name or a count in SPACE_LEN(...)", at: argument)
+            }
+            try advance()
+            try expect(")", "after the SPACE_LEN argument")
+            annotations.length = (value, annotationToken)
+        case .free:
+            if annotations.free != nil {
+                throw error("duplicate SPACE_FREE on one function", at: annotationToken)
+            }
+            try expect("(", "after SPACE_FREE")
+            let argument = token
+            guard isName(argument) else {
+                throw expected("the name of a free function in SPACE_FREE(...)", at: argument)
+            }
+            if text(argument).contains(".") {
+                throw error(
+                    "SPACE_FREE(\(text(argument))): the free function must be a plain C identifier", at: argument)
+            }
+            try advance()
+            try expect(")", "after the SPACE_FREE argument")
+            annotations.free = (text(argument), annotationToken)
+        }
+    }
+
+    /// The value of a decimal literal from 1 to `maxFixedLength` (no suffix, no leading zero), or nil.
+    func decimalCount(_ token: Token) -> Int? {
+        let digits = text(token)
+        guard let first = digits.first, first != "0", digits.count <= 10 else { return nil }
+        var value = 0
+        for character in digits {
+            guard character.isASCII, let digit = character.wholeNumberValue else { return nil }
+            value = value * 10 + digit
+        }
+        return value <= DeclarationParser.maxFixedLength ? value : nil
+    }
+
+    /// Checks a parameter's annotations against its type and sets them on `parameter`. A `SPACE_LEN`
+    /// naming another parameter is queued in `pending` until the list closes.
+    func annotate(
+        _ parameter: inout CParameter, index: Int, arrayCount: Int?, annotations: Annotations,
+        pending: inout [PendingLength]
+    ) throws(DeclarationError) {
+        let label = parameter.name.map { "'\($0)'" } ?? "an unnamed parameter"
+        var isDataPointer = false
+        var isFunctionPointer = false
+        switch parameter.type {
+        case .pointer: isDataPointer = true
+        case .functionPointer: isFunctionPointer = true
+        default: break
+        }
+        func check(_ token: Token, _ what: String) throws(DeclarationError) {
+            if isFunctionPointer {
+                throw error("\(what) cannot be used on function pointer parameter \(label)", at: token)
+            }
+            if !isDataPointer {
+                throw error("\(what) on \(label) needs a pointer parameter, not '\(parameter.type)'", at: token)
+            }
+        }
+        if let direction = annotations.direction {
+            try check(direction.token, text(direction.token))
+            parameter.direction = direction.value
+        }
+        if let length = annotations.length {
+            try check(length.token, "SPACE_LEN")
+            switch length.value {
+            case .fixed(let count):
+                parameter.length = .fixed(count)
+            case .name(let name):
+                pending.append(PendingLength(index: index, name: name, token: length.token))
+            }
+        } else if let arrayCount {
+            parameter.length = .fixed(arrayCount)
+        }
+        if let release = annotations.release {
+            if !isDataPointer {
+                throw error(
+                    "SPACE_RELEASE on \(label) needs a pointer parameter (the handle), not '\(parameter.type)'",
+                    at: release)
+            }
+            parameter.releasesHandle = true
+        }
+    }
+
+    /// Resolves `SPACE_LEN(name)` once every parameter of the list is known.
+    func resolveLengths(_ pending: [PendingLength], in parameters: inout [CParameter]) throws(DeclarationError) {
+        for length in pending {
+            guard let target = parameters.firstIndex(where: { $0.name == length.name }) else {
+                throw error("SPACE_LEN(\(length.name)): no parameter named '\(length.name)'", at: length.token)
+            }
+            if target == length.index {
+                throw error(
+                    "SPACE_LEN(\(length.name)) on '\(length.name)' names the parameter itself; name the parameter holding the count",
+                    at: length.token)
+            }
+            let type = parameters[target].type
+            var isCount = type.isInteger
+            if case .pointer(to: .integer, _) = type { isCount = true }
+            if !isCount {
+                throw error(
+                    "SPACE_LEN(\(length.name)): parameter '\(length.name)' must be an integer or a pointer to an integer, not '\(type)'",
+                    at: length.token)
+            }
+            parameters[length.index].length = .parameter(target)
+        }
+    }
+
     // MARK: Specifiers
 
     mutating func parseSpecifiers(_ context: SpecifierContext) throws(DeclarationError) -> Specifiers {
-        let start = token
+        var start: Token? = nil
         var isConst = false
         /// Type words in the order written (each canonical word once; `long` once even for `long long`).
         var words: [(word: TypeWord, token: Token)] = []
         var longCount = 0
         var named: (type: CType, token: Token)? = nil
+        var namedDepth = 0
         var structTag = false
+        var annotations = Annotations()
 
         while token.kind == .identifier {
             let word = text(token)
+            if let annotation = Annotation(rawValue: word) {
+                try parseAnnotation(annotation, context: context, into: &annotations)
+                continue  // parseAnnotation already advanced
+            }
+            if start == nil { start = token }
             if word == "const" {
                 isConst = true
             } else if qualifierWords.contains(word) {
                 // volatile / restrict: irrelevant to calls.
             } else if storageWords.contains(word) {
                 guard context.allowsStorageWords else {
-                    throw error("'\(word)' is not allowed in a \(context == .field ? "field" : "parameter")", at: token)
+                    throw error("'\(word)' is not allowed in \(context == .field ? "a field" : context.noun)", at: token)
                 }
             } else if word == "typedef" {
-                throw error("typedef is not supported; write the underlying type", at: token)
+                switch context {
+                case .topLevel:
+                    throw error("'typedef' must come first in a declaration", at: token)
+                case .functionType:
+                    throw error("typedef is not allowed in a function type; define it with the declarations", at: token)
+                default:
+                    throw error("typedef is only allowed at the top level", at: token)
+                }
             } else if word == "union" {
                 throw error("union types are not supported", at: token)
             } else if word == "enum" {
@@ -544,6 +920,10 @@ private struct Parser {
                 named = (type, keyword)
                 structTag = true
                 continue  // parseStructSpecifier already advanced
+            } else if context == .typedef, named != nil || !words.isEmpty,
+                TypeWord(rawValue: word) != nil || CInteger.typedefs[word] != nil, try nextEndsDeclarator()
+            {
+                break  // `typedef int int;`: the typedef's name, which parseTypedef rejects
             } else if let typeWord = TypeWord(rawValue: word) {
                 let canonical = typeWord.canonical
                 if let other = named {
@@ -577,6 +957,9 @@ private struct Parser {
                 named = (.integer(integer), token)
             } else if !words.isEmpty || named != nil {
                 break  // the declarator's name
+            } else if let alias = typedefs[word] {
+                named = (alias.type, token)
+                namedDepth = alias.depth
             } else {
                 throw error("unknown type \(quote(word))", at: token)
             }
@@ -591,7 +974,15 @@ private struct Parser {
         } else {
             type = Self.resolve(Set(words.map(\.word)), longCount: longCount)
         }
-        return Specifiers(type: type, isConst: isConst, start: start, isStructTag: structTag)
+        return Specifiers(
+            type: type, isConst: isConst, depth: namedDepth, start: start ?? token, isStructTag: structTag,
+            annotations: annotations)
+    }
+
+    /// Whether the token after the current one is `;` or `,`.
+    mutating func nextEndsDeclarator() throws(DeclarationError) -> Bool {
+        let next = try peek()
+        return next.isPunct(";") || next.isPunct(",")
     }
 
     /// The type named by a valid combination of type words.
@@ -703,8 +1094,13 @@ private struct Parser {
         while token.isPunct("*") {
             try advance()
             var isConst = false
-            while token.kind == .identifier, qualifierWords.contains(text(token)) {
-                if isWord(token, "const") { isConst = true }
+            while token.kind == .identifier {
+                let word = text(token)
+                if Annotation(rawValue: word) != nil {
+                    throw error("\(word) must come before the type, with the declaration specifiers", at: token)
+                }
+                guard qualifierWords.contains(word) else { break }
+                if word == "const" { isConst = true }
                 try advance()
             }
             pointers.append(.pointer(isConst: isConst))
@@ -744,12 +1140,13 @@ private struct Parser {
                 {
                     try advance()
                 }
+                var count: Int? = nil
                 if token.kind == .number {
-                    try validateArraySize(token)
+                    count = try arraySize(token)
                     try advance()
                 }
                 try expect("]", "after array size")
-                suffixes.append(.array)
+                suffixes.append(.array(count: count))
             } else {
                 break
             }
@@ -761,35 +1158,56 @@ private struct Parser {
     }
 
     /// At a `(` after the pointers of a declarator: does it group a nested declarator (`(*cb)`, `(name)`)
-    /// rather than open a parameter list?
+    /// rather than open a parameter list? A typedef name after `(` starts a parameter list, as in C.
     mutating func isGroupingParenthesis() throws(DeclarationError) -> Bool {
         let next = try peek()
         if next.isPunct("*") || next.isPunct("(") { return true }
-        return isName(next)
+        return isName(next) && typedefs[text(next)] == nil
     }
 
-    func validateArraySize(_ token: Token) throws(DeclarationError) {
+    /// The value of an array size literal (decimal, octal or hex, with optional `u`/`l` suffixes), which
+    /// must be from 1 to `maxFixedLength`.
+    func arraySize(_ token: Token) throws(DeclarationError) -> Int {
         var digits = Substring(text(token))
         while let last = digits.last, last == "u" || last == "U" || last == "l" || last == "L" {
             digits.removeLast()
         }
-        var isValid = !digits.isEmpty
+        var radix = 10
         if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
-            let hexDigits = digits.dropFirst(2)
-            isValid = !hexDigits.isEmpty && hexDigits.allSatisfy { $0.isHexDigit }
-        } else {
-            isValid = isValid && digits.allSatisfy { $0.isASCII && $0.isNumber }
+            radix = 16
+            digits = digits.dropFirst(2)
+        } else if digits.count > 1 && digits.hasPrefix("0") {
+            radix = 8
+            digits = digits.dropFirst()
+        }
+        var value = 0
+        var isValid = !digits.isEmpty
+        for character in digits {
+            guard character.isASCII, let digit = character.hexDigitValue, digit < radix else {
+                isValid = false
+                break
+            }
+            if value <= DeclarationParser.maxFixedLength {
+                value = value * radix + digit
+            }
         }
         if !isValid {
             throw error("invalid array size \(quote(text(token)))", at: token)
         }
+        if value < 1 || value > DeclarationParser.maxFixedLength {
+            throw error(
+                "array size \(quote(text(token))) is out of range (1 to \(DeclarationParser.maxFixedLength))", at: token)
+        }
+        return value
     }
 
-    /// Parses parameters after `(` through `)`.
+    /// Parses parameters after `(` through `)`, with their annotations.
     mutating func parseParameterList() throws(DeclarationError) -> Derivation {
         var parameters: [CParameter] = []
         var names: Set<String> = []
         var maxDepth = 0
+        var pending: [PendingLength] = []
+        var isVariadic = false
         if token.isPunct(")") {
             try advance()
             return .function(parameters: [], isVariadic: false, depth: 0)
@@ -803,7 +1221,8 @@ private struct Parser {
             if token.kind == .ellipsis {
                 try advance()
                 try expect(")", "after '...'")
-                return .function(parameters: parameters, isVariadic: true, depth: maxDepth)
+                isVariadic = true
+                break
             }
             let specifiers = try parseSpecifiers(.parameter)
             let declaratorStart = token
@@ -818,13 +1237,22 @@ private struct Parser {
                 }
                 names.insert(name)
             }
-            parameters.append(CParameter(name: name, type: type))
+            var parameter = CParameter(name: name, type: type)
+            var arrayCount: Int? = nil
+            if case .array(_, _, _, let count) = built { arrayCount = count }
+            try annotate(
+                &parameter, index: parameters.count, arrayCount: arrayCount, annotations: specifiers.annotations,
+                pending: &pending)
+            parameters.append(parameter)
             maxDepth = max(maxDepth, typeDepth)
-            guard token.isPunct(",") else { break }
+            guard token.isPunct(",") else {
+                try expect(")", "after parameter list")
+                break
+            }
             try advance()
         }
-        try expect(")", "after parameter list")
-        return .function(parameters: parameters, isVariadic: false, depth: maxDepth)
+        try resolveLengths(pending, in: &parameters)
+        return .function(parameters: parameters, isVariadic: isVariadic, depth: maxDepth)
     }
 
     /// The adjusted type of a parameter: arrays decay to pointers, functions to function pointers.
@@ -840,9 +1268,9 @@ private struct Parser {
                 structUses.append(StructUse(name: tag, token: specifiers.start))
             }
             return (type, depth)
-        case .array(.void, _, _):
+        case .array(.void, _, _, _):
             throw error("array of void is not a valid type", at: specifiers.start)
-        case .array(let element, let isConst, let depth):
+        case .array(let element, let isConst, let depth, _):
             try checkDepth(depth + 1, at: specifiers.start)
             return (.pointer(to: element, isConst: isConst), depth + 1)
         case .function(let function, let depth):
@@ -861,7 +1289,7 @@ private struct Parser {
     mutating func apply(
         _ derivations: [Derivation], to specifiers: Specifiers, at start: Token
     ) throws(DeclarationError) -> Derived {
-        var current = Derived.value(specifiers.type, isConst: specifiers.isConst, depth: 0)
+        var current = Derived.value(specifiers.type, isConst: specifiers.isConst, depth: specifiers.depth)
         for derivation in derivations {
             switch (derivation, current) {
             case (.pointer(let pointerConst), .value(let type, let isConst, let depth)):
@@ -885,8 +1313,8 @@ private struct Parser {
                 throw error("a function cannot return a function; return a function pointer instead", at: start)
             case (.function, .array):
                 throw error("a function cannot return an array", at: start)
-            case (.array, .value(let type, let isConst, let depth)):
-                current = .array(type, isConst: isConst, depth: depth)
+            case (.array(let count), .value(let type, let isConst, let depth)):
+                current = .array(type, isConst: isConst, depth: depth, count: count)
             case (.array, .function):
                 throw error("arrays of functions are not valid; use an array of function pointers", at: start)
             case (.array, .array):

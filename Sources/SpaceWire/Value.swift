@@ -247,3 +247,11 @@ extension Value: CustomStringConvertible {
         out += "\""
     }
 }
+
+extension Value: ExpressibleByDictionaryLiteral {
+    /// `["x": 1.5, "y": 2]` is `.object` with fields `x` and `y`, in the order written: a struct by
+    /// field name.
+    public init(dictionaryLiteral elements: (String, Value)...) {
+        self = .object(elements.map { Field($0.0, $0.1) })
+    }
+}

@@ -1,8 +1,9 @@
 // space-bench: measures a space beside the raw floor of this machine, in the same run.
 //
-// The floor is two processes ping-ponging 64-byte messages over a socketpair with blocking
-// read/write — the least any cross-process call can cost. Rounds alternate floor and space so
-// both see the same machine noise. See docs/benchmarks.md.
+// The floor is two processes ping-ponging messages over a socketpair with blocking read/write — the
+// least any cross-process call can cost: 64 bytes for a trivial call, 4 KiB and 1 MiB for calls that
+// carry a buffer each way. Rounds alternate floor and space so both see the same machine noise.
+// See docs/benchmarks.md.
 import CSpaceSystem
 import Space
 
@@ -16,6 +17,8 @@ struct Options {
     var callsPerRound = 4_000
     var inflightCalls = 200_000
     var coldStarts = 15
+    /// 1 MiB round trips per round.
+    var megabyteCalls = 40
     /// Only the sequential phase (for profiling).
     var sequentialOnly = false
 
@@ -30,6 +33,7 @@ struct Options {
                 o.callsPerRound = 1_000
                 o.inflightCalls = 20_000
                 o.coldStarts = 3
+                o.megabyteCalls = 5
             case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
             case "--calls": o.callsPerRound = Int(args.popFirst() ?? "") ?? o.callsPerRound
             case "--sequential-only": o.sequentialOnly = true
@@ -39,7 +43,8 @@ struct Options {
 
                 Measures the raw socket floor and a space side by side, in one run.
                   --json       one JSON object (keys: floor_rtt_p50_ns, call_rtt_p50_ns, call_rtt_p99_ns,
-                               calls_per_s_sequential, calls_per_s_64_inflight, cold_start_ms, host_idle_rss_kb, ...)
+                               calls_per_s_sequential, calls_per_s_64_inflight, cold_start_ms, host_idle_rss_kb,
+                               floor_4k_rtt_p50_ns, call_4k_rtt_p50_ns, floor_1m_rtt_p50_ns, call_1m_rtt_p50_ns, ...)
                   --quick      a short run (smoke test; numbers are rough)
                   --rounds N   alternating floor/space rounds (default 5)
                   --calls N    round trips per round (default 4000)
@@ -71,30 +76,39 @@ func selfPath() -> String {
 
 // MARK: The floor
 
-/// The echo child: read 64 bytes, write them back, until EOF.
-func echoChild() -> Never {
-    var buf = [UInt8](repeating: 0, count: 64)
-    while true {
-        var got = 0
-        while got < 64 {
-            let n = buf.withUnsafeMutableBytes { read(3, $0.baseAddress! + got, 64 - got) }
-            if n <= 0 { exit(0) }
-            got += n
+/// The echo child: read `size` bytes, write them back, until EOF.
+func echoChild(_ size: Int) -> Never {
+    var buf = [UInt8](repeating: 0, count: size)
+    buf.withUnsafeMutableBytes { b in
+        while true {
+            var got = 0
+            while got < size {
+                let n = read(3, b.baseAddress! + got, size - got)
+                if n <= 0 { exit(0) }
+                got += n
+            }
+            var sent = 0
+            while sent < size {
+                let w = write(3, b.baseAddress! + sent, size - sent)
+                if w <= 0 { exit(0) }
+                sent += w
+            }
         }
-        let w = buf.withUnsafeBytes { write(3, $0.baseAddress!, 64) }
-        if w != 64 { exit(0) }
     }
+    exit(0)
 }
 
 final class Floor {
     let fd: Int32
     let pid: pid_t
+    let size: Int
 
-    init() {
+    init(size: Int = 64) {
+        self.size = size
         var fds: [Int32] = [-1, -1]
         precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
         var pid: pid_t = 0
-        let argv = [selfPath(), "--echo-child"]
+        let argv = [selfPath(), "--echo-child", "\(size)"]
         let cargs = argv.map { strdup($0) } + [nil]
         defer { cargs.forEach { free($0) } }
         let rc = cargs.withUnsafeBufferPointer { a in
@@ -107,14 +121,20 @@ final class Floor {
     }
 
     func roundTrips(_ n: Int, into samples: inout [UInt64]) {
-        var buf = [UInt8](repeating: 7, count: 64)
+        var buf = [UInt8](repeating: 7, count: size)
+        let size = self.size
         buf.withUnsafeMutableBytes { b in
             for _ in 0..<n {
                 let t0 = monotonicNanoseconds()
-                _ = write(fd, b.baseAddress!, 64)
+                var sent = 0
+                while sent < size {
+                    let w = write(fd, b.baseAddress! + sent, size - sent)
+                    if w <= 0 { fatalError("echo child died") }
+                    sent += w
+                }
                 var got = 0
-                while got < 64 {
-                    let r = read(fd, b.baseAddress! + got, 64 - got)
+                while got < size {
+                    let r = read(fd, b.baseAddress! + got, size - got)
                     if r <= 0 { fatalError("echo child died") }
                     got += r
                 }
@@ -196,6 +216,12 @@ func run(_ o: Options) async throws {
     let inflightNanos = monotonicNanoseconds() - t0
     let inflightPerSecond = Double(perTask * 64) / (Double(inflightNanos) / 1e9)
 
+    // Buffers: bytes.reverse takes a buffer and gives it back (in-out), beside a floor that echoes
+    // a message of the same size.
+    try await space.add("text")
+    let kib4 = try await buffers(space, size: 4096, rounds: o.rounds, perRound: o.callsPerRound / 2)
+    let mib1 = try await buffers(space, size: 1 << 20, rounds: o.rounds, perRound: o.megabyteCalls)
+
     let rss = space.pid.map(rssKB) ?? -1
     await space.destroy()
 
@@ -224,6 +250,12 @@ func run(_ o: Options) async throws {
         ("call_over_floor_p50", fmt(Double(callP50) / Double(max(floorP50, 1)), 3), "ratio (target <= 1.15)"),
         ("calls_per_s_sequential", "\(Int(sequentialPerSecond))", "one caller, one call at a time"),
         ("calls_per_s_64_inflight", "\(Int(inflightPerSecond))", "64 tasks calling at once (target >= 400000)"),
+        ("floor_4k_rtt_p50_ns", "\(kib4.floor)", "raw socketpair ping-pong, 4 KiB each way, p50"),
+        ("call_4k_rtt_p50_ns", "\(kib4.call)", "space call text bytes.reverse, 4 KiB in and out, p50"),
+        ("call_4k_over_floor_p50", fmt(Double(kib4.call) / Double(max(kib4.floor, 1)), 3), "ratio (target <= 1.3)"),
+        ("floor_1m_rtt_p50_ns", "\(mib1.floor)", "raw socketpair ping-pong, 1 MiB each way, p50"),
+        ("call_1m_rtt_p50_ns", "\(mib1.call)", "space call text bytes.reverse, 1 MiB in and out, p50"),
+        ("call_1m_over_floor_p50", fmt(Double(mib1.call) / Double(max(mib1.floor, 1)), 3), "ratio"),
         ("cold_start_ms", fmt(Double(percentile(colds, 0.5)) / 1e6, 3), "launch + add calc + first result, p50 (target <= 3)"),
         ("host_idle_rss_kb", "\(rss)", "host RSS with calc loaded (target <= 5120)"),
     ]
@@ -239,6 +271,31 @@ func run(_ o: Options) async throws {
     }
 }
 
+/// p50 round trips of a `size`-byte floor echo and of `bytes.reverse` on `size` bytes, alternating.
+func buffers(_ space: Space, size: Int, rounds: Int, perRound: Int) async throws -> (floor: UInt64, call: UInt64) {
+    let floor = Floor(size: size)
+    defer { floor.stop() }
+    let data = Value.bytes((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+    let reversed = Value.object([.init("data", .bytes((0..<size).reversed().map { UInt8(truncatingIfNeeded: $0 &* 31) }))])
+    var floorSamples: [UInt64] = []
+    var callSamples: [UInt64] = []
+    floor.roundTrips(max(perRound / 4, 1), into: &floorSamples)
+    for _ in 0..<max(perRound / 4, 1) { _ = try await space.call("text", "bytes.reverse", data) }
+    floorSamples.removeAll()
+    for _ in 0..<rounds {
+        floor.roundTrips(perRound, into: &floorSamples)
+        for _ in 0..<perRound {
+            let t0 = monotonicNanoseconds()
+            let r = try await space.call("text", "bytes.reverse", data)
+            callSamples.append(monotonicNanoseconds() - t0)
+            if r != reversed { fatalError("bytes.reverse gave a wrong result") }
+        }
+    }
+    floorSamples.sort()
+    callSamples.sort()
+    return (percentile(floorSamples, 0.5), percentile(callSamples, 0.5))
+}
+
 func fmt(_ v: Double, _ places: Int) -> String {
     var p = 1.0
     for _ in 0..<places { p *= 10 }
@@ -246,7 +303,9 @@ func fmt(_ v: Double, _ places: Int) -> String {
     return "\(scaled)"
 }
 
-if CommandLine.arguments.dropFirst().first == "--echo-child" { echoChild() }
+if CommandLine.arguments.dropFirst().first == "--echo-child" {
+    echoChild(CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 64 : 64)
+}
 let options = Options.parse()
 do {
     try await run(options)

@@ -13,14 +13,17 @@ final class Plugin {
     let version: String
     let path: String
     let threadSafe: Bool
+    /// The owner id of the handles this plugin's functions create.
+    let id: Int
     private(set) var functions: [String: FFIFunction] = [:]
     /// Function names in declaration order, for the add reply.
     private(set) var order: [String] = []
     private let handle: UnsafeMutableRawPointer
     private let deinitHook: space_deinit_hook?
 
-    private init(name: String, version: String, path: String, threadSafe: Bool,
+    private init(name: String, version: String, path: String, threadSafe: Bool, id: Int,
                  handle: UnsafeMutableRawPointer, deinitHook: space_deinit_hook?) {
+        self.id = id
         self.name = name
         self.version = version
         self.path = path
@@ -75,7 +78,7 @@ final class Plugin {
     // MARK: Loading
 
     /// Finds, loads and initializes a library for `request`.
-    static func load(_ request: AddRequest, searchPaths: [String], isTaken: (String) -> Bool) throws(SpaceError) -> Plugin {
+    static func load(_ request: AddRequest, searchPaths: [String], id: Int, isTaken: (String) -> Bool) throws(SpaceError) -> Plugin {
         let (handle, path) = try open(request.library, searchPaths: searchPaths)
         // Until a Plugin owns the handle, this function does; after that the Plugin's deinit closes it.
         var owned = true
@@ -115,9 +118,25 @@ final class Plugin {
         }
         let version = manifest.flatMap { $0.pointee.version.map { String(cString: $0) } } ?? ""
         let threadSafe = manifest.map { $0.pointee.flags & UInt32(SPACE_PLUGIN_THREAD_SAFE) != 0 } ?? false
-        let plugin = Plugin(name: name, version: version, path: path, threadSafe: threadSafe, handle: handle,
+        let plugin = Plugin(name: name, version: version, path: path, threadSafe: threadSafe, id: id, handle: handle,
                             deinitHook: manifest?.pointee.deinit)
         owned = false
+        // SPACE_FREE names a function of the library itself, else one the process has (free).
+        let resolve: (String) -> UnsafeMutableRawPointer? = { dlsym(handle, $0) ?? dlsym(nil, $0) }
+
+        // Types the manifest's entries share: struct definitions and typedefs.
+        var types = CDeclarations()
+        if let m = manifest, let text = m.pointee.types {
+            let source = String(cString: text)
+            do {
+                types = try DeclarationParser.parse(source)
+            } catch {
+                throw SpaceError(.declarationError, "\(path): the manifest's types: \(error)")
+            }
+            if let f = types.functions.first {
+                throw SpaceError(.declarationError, "\(path): the manifest's types declare a function (\(f.name)); declare functions as entries")
+            }
+        }
 
         if let m = manifest, var entry = m.pointee.entries {
             var count = 0
@@ -131,12 +150,17 @@ final class Plugin {
                 let decl = String(cString: cdecl)
                 let type: CFunctionType
                 do {
-                    type = try DeclarationParser.parseFunctionType(decl)
+                    type = try DeclarationParser.parseFunctionType(decl, declarations: types)
                 } catch {
                     throw SpaceError(.declarationError, "\(path): entry \(fname): \(error) in \"\(decl)\"")
                 }
-                try plugin.register(try FFIFunction(name: fname, type: type,
-                                                    code: unsafeBitCast(fn, to: UnsafeMutableRawPointer.self)))
+                do {
+                    try plugin.register(try FFIFunction(
+                        name: fname, type: type, code: unsafeBitCast(fn, to: UnsafeMutableRawPointer.self),
+                        structs: types.structs, owner: id, resolve: resolve))
+                } catch {
+                    throw SpaceError(error.code, "\(path): entry \(fname): \(error.message)")
+                }
                 entry += 1
             }
         }
@@ -155,7 +179,8 @@ final class Plugin {
                 guard let sym = dlsym(handle, symbol) else {
                     throw SpaceError(.declarationError, "symbol '\(symbol)' is declared but not found in \(path)")
                 }
-                try plugin.register(try FFIFunction(name: f.name, type: f.type, code: sym))
+                try plugin.register(try FFIFunction(name: f.name, type: f.type, code: sym, structs: parsed.structs,
+                                                    owner: id, resolve: resolve))
             }
         }
 

@@ -61,6 +61,10 @@ final class Host {
     /// Package names in add order, so shutdown runs deinit hooks in reverse.
     var addOrder: [String] = []
     @exclusivity(unchecked) var out = WireWriter(capacity: 64 << 10)
+    /// Opaque pointers handed to callers as handles; they die with their plugin or the space.
+    let handles = HandleTable()
+    /// The id the next plugin's handles are owned by.
+    var nextPluginID = 1
 
     init(options: Options) {
         self.fd = options.channelFD
@@ -133,7 +137,11 @@ final class Host {
                 try r.expectEnd("ping")
                 try reply(frame.id, .null)
             case .shutdown:
-                for name in addOrder.reversed() { plugins[name]?.runDeinit() }
+                for name in addOrder.reversed() {
+                    guard let plugin = plugins[name] else { continue }
+                    handles.releaseAll(owner: plugin.id)
+                    plugin.runDeinit()
+                }
                 try reply(frame.id, .null)
                 flush()
                 exit(0)
@@ -171,7 +179,7 @@ final class Host {
         let started = function.isSlow ? 0 : monotonicNanoseconds()
         out.beginFrame(.result, id: id)
         do throws(SpaceError) {
-            try function.call(arguments: &r, count: argc, into: &out)
+            try function.call(arguments: &r, count: argc, handles: handles, into: &out)
             if out.currentFrameSize > limits.maxFrameSize {
                 // The client would have to drop the channel over it; answer with an error instead.
                 throw SpaceError(.tooLarge, "the result of \(function.name) takes \(out.currentFrameSize) bytes, over the frame limit of \(limits.maxFrameSize) (limits.maxFrameSize)")
@@ -216,7 +224,8 @@ final class Host {
     }
 
     private func add(_ request: AddRequest) throws(SpaceError) -> Value {
-        let plugin = try Plugin.load(request, searchPaths: options.searchPaths) { plugins[$0] != nil }
+        let plugin = try Plugin.load(request, searchPaths: options.searchPaths, id: nextPluginID) { plugins[$0] != nil }
+        nextPluginID += 1
         plugins[plugin.name] = plugin
         addOrder.append(plugin.name)
         recent.removeAll()
@@ -229,6 +238,7 @@ final class Host {
         }
         addOrder.removeAll { $0 == name }
         recent.removeAll()
+        handles.releaseAll(owner: plugin.id)
         plugin.runDeinit()
     }
 }

@@ -415,7 +415,7 @@ struct DeclarationParserErrorTests {
         ("double cos(double);\n\n  int32_t add(int32_t a, widget_t b);", 3, 26, "unknown type 'widget_t'"),
         ("long double f(void);", 1, 6, "long double is not supported"),
         ("double long f(void);", 1, 8, "long double is not supported"),
-        ("typedef int myint;", 1, 1, "typedef is not supported; write the underlying type"),
+        ("int typedef myint;", 1, 5, "'typedef' must come first in a declaration"),
         ("union u f(void);", 1, 1, "union types are not supported"),
         ("enum e f(void);", 1, 1, "enum types are not supported"),
         ("int (int);", 1, 5, "expected a function name, found '('"),

@@ -77,7 +77,33 @@ typedef struct space_plugin {
     space_init_hook init;
     /** Optional. */
     space_deinit_hook deinit;
+    /** Optional C text of struct definitions and typedefs the entries' declarations use, e.g.
+        "struct point { double x; double y; };". */
+    const char *types;
 } space_plugin;
+
+/*
+ * Annotations: words the host reads in declarations (manifest entries, `--decl` text, sidecar
+ * headers) to know how pointers travel. To a C compiler they are empty, so an annotated prototype
+ * stays valid C. The full table and the defaults when a pointer carries none: docs/plugin-abi.md.
+ */
+/** The function reads the pointee: the caller passes it (the default for `const T *`). */
+#define SPACE_IN
+/** The function writes the pointee: the caller passes nothing and gets it back (the default for `T *`). */
+#define SPACE_OUT
+/** The function reads and writes the pointee: the caller passes it and gets the new value back. */
+#define SPACE_INOUT
+/** The pointer is an array of `n` elements: `n` names an integer parameter (the length, filled by the
+    host for in/in-out arrays; the capacity, passed by the caller, for out arrays), a pointer to an
+    integer (capacity before the call, length after it), or is a number. */
+#define SPACE_LEN(n)
+/** The function releases the handle passed here; the handle is dead after the call. */
+#define SPACE_RELEASE
+/** Before a function: clear errno before the call and return it beside the result. */
+#define SPACE_ERRNO
+/** Before a function returning a pointer: release it with `fn` — a returned string or struct right
+    after it is copied; a returned handle when the plugin is removed or the space stops. */
+#define SPACE_FREE(fn)
 
 /** Stores a function of any type in an entry. */
 #define SPACE_FN(f) ((space_fn)(f))

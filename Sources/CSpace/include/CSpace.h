@@ -5,6 +5,10 @@
 //   their address (`&ffi_type_sint32`). These accessors return the pointers from C instead.
 // - `FFI_DEFAULT_ABI` is a per-target macro/enum; one accessor keeps Swift code target-neutral.
 // - `ffi_prep_cif_var` is wrapped so variadic calls are prepared through one checked entry point.
+// - `cs_ffi_call_errno` clears and reads `errno` in C, right around the call: between Swift code and
+//   the thread-local `errno` the runtime may run code (allocation, retain/release) that changes it.
+// - `cs_ffi_struct_offsets` exposes `ffi_get_struct_offsets`, which also completes a struct type's
+//   size and alignment, so struct layouts come from libffi's own ABI rules rather than a copy of them.
 #ifndef CSPACE_H
 #define CSPACE_H
 
@@ -36,5 +40,16 @@ ffi_status cs_ffi_prep_cif_var(ffi_cif *cif, unsigned int nfixed, unsigned int n
 
 /// `ffi_call`: calls `fn` with the prepared `cif`; `rvalue` must hold at least `sizeof(ffi_arg)` bytes.
 void cs_ffi_call(ffi_cif *cif, void *fn, void *rvalue, void **avalues);
+
+/// `ffi_call` with `errno` set to 0 before the call and stored in `*error` right after it.
+void cs_ffi_call_errno(ffi_cif *cif, void *fn, void *rvalue, void **avalues, int *error);
+
+/// Lays out a struct type (`FFI_TYPE_STRUCT` with a NULL-terminated `elements` array): fills its
+/// `size` and `alignment` and writes each element's byte offset to `offsets` (may be NULL).
+/// Returns FFI_OK (0) on success.
+ffi_status cs_ffi_struct_offsets(ffi_type *type, size_t *offsets);
+
+/// `FFI_TYPE_STRUCT`, for building struct types from Swift.
+unsigned short cs_ffi_type_struct_tag(void);
 
 #endif
