@@ -2,6 +2,7 @@
 #include "CSpaceSystem.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -75,3 +76,10 @@ int cs_set_nonblocking(int fd, int on) {
 }
 
 int cs_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }
+
+int cs_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}

@@ -294,8 +294,9 @@ public final class FFIFunction {
         case .bytes where p.isBytes, .string where p.isBytes:
             let slice = try args.readSlice()
             count = slice.count
-            if p.direction == .in && slice.count > 0 {
-                // The frame outlives the call: pass the caller's bytes without copying them.
+            if !p.isText && slice.count > 0 {
+                // The frame outlives the call and nothing reads these bytes of it again: pass the
+                // caller's bytes in place, for in-out buffers too (the result is encoded from them).
                 memory = UnsafeMutableRawPointer(mutating: slice.baseAddress!)
             } else {
                 memory = state.allocate(slice.count + (p.isText ? 1 : 0), zeroed: false)

@@ -88,6 +88,10 @@ public struct AddRequest: Sendable, Hashable {
 extension WireWriter {
     /// Appends a whole call frame: package, function, argument count, tagged arguments.
     public mutating func writeCall(id: UInt32, package: String, function: String, arguments: [Value]) {
+        // One allocation of the right size: a buffer argument must not be copied on every doubling.
+        var size = Wire.headerSize + 10 + package.utf8.count + function.utf8.count
+        for a in arguments { size += a.encodedSize }
+        reserveCapacity(bytes.count + size)
         beginFrame(.call, id: id)
         writeString(package)
         writeString(function)

@@ -169,6 +169,27 @@ extension Value: ExpressibleByArrayLiteral {
     public init(arrayLiteral elements: Value...) { self = .array(elements) }
 }
 
+extension Value {
+    /// The number of bytes ``WireWriter/writeValue(_:)`` appends for this value.
+    public var encodedSize: Int {
+        switch self {
+        case .null, .bool: return 1
+        case .int, .uint, .double, .handle: return 9
+        case .callback: return 2
+        case .string(let s): return 5 + s.utf8.count
+        case .bytes(let b): return 5 + b.count
+        case .array(let xs):
+            var n = 5
+            for x in xs { n += x.encodedSize }
+            return n
+        case .object(let fields):
+            var n = 5
+            for f in fields { n += 4 + f.name.utf8.count + f.value.encodedSize }
+            return n
+        }
+    }
+}
+
 extension Value: CustomStringConvertible {
     /// The value as JSON (bytes as `"hex:…"`, handles as `{"handle":N}`, callbacks as `"cb:N"`).
     public var description: String {

@@ -117,6 +117,11 @@ public struct WireWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Makes room for at least `capacity` bytes in total.
+    public mutating func reserveCapacity(_ capacity: Int) {
+        bytes.reserveCapacity(capacity)
+    }
+
     /// Forgets all bytes, keeping the storage.
     public mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)

@@ -21,6 +21,8 @@ struct Options {
     var megabyteCalls = 40
     /// Only the sequential phase (for profiling).
     var sequentialOnly = false
+    /// Only the buffer phase (for profiling).
+    var buffersOnly = false
 
     static func parse() -> Options {
         var o = Options()
@@ -37,9 +39,10 @@ struct Options {
             case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
             case "--calls": o.callsPerRound = Int(args.popFirst() ?? "") ?? o.callsPerRound
             case "--sequential-only": o.sequentialOnly = true
+            case "--buffers-only": o.buffersOnly = true
             case "-h", "--help":
                 print("""
-                USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only]
+                USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only] [--buffers-only]
 
                 Measures the raw socket floor and a space side by side, in one run.
                   --json       one JSON object (keys: floor_rtt_p50_ns, call_rtt_p50_ns, call_rtt_p99_ns,
@@ -50,6 +53,8 @@ struct Options {
                   --calls N    round trips per round (default 4000)
                   --sequential-only
                                only the floor and the sequential call phase (for profiling)
+                  --buffers-only
+                               only the 4 KiB and 1 MiB buffer phase (for profiling)
                 """)
                 exit(0)
             default:
@@ -76,8 +81,9 @@ func selfPath() -> String {
 
 // MARK: The floor
 
-/// The echo child: read `size` bytes, write them back, until EOF.
-func echoChild(_ size: Int) -> Never {
+/// The echo child: read `size` bytes, write them back, until EOF. Pinned to `cpu` when it is >= 0.
+func echoChild(_ size: Int, cpu: Int32) -> Never {
+    if cpu >= 0 { _ = cs_pin_to_cpu(cpu) }
     var buf = [UInt8](repeating: 0, count: size)
     buf.withUnsafeMutableBytes { b in
         while true {
@@ -98,17 +104,25 @@ func echoChild(_ size: Int) -> Never {
     exit(0)
 }
 
+/// The CPUs the floor runs on: the measuring thread on the first, the echo child on the second
+/// (the same one for the same-core floor). Pinned, so the floor does not depend on where the
+/// scheduler happens to put the child: across cores is the placement a space runs in (client and
+/// host each on their own core).
+let onlineCPUs = Int32(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
 final class Floor {
     let fd: Int32
     let pid: pid_t
     let size: Int
+    let parentCPU: Int32 = 0
 
-    init(size: Int = 64) {
+    init(size: Int = 64, sameCore: Bool = false) {
         self.size = size
+        let childCPU: Int32 = sameCore || onlineCPUs < 2 ? 0 : 1
         var fds: [Int32] = [-1, -1]
         precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
         var pid: pid_t = 0
-        let argv = [selfPath(), "--echo-child", "\(size)"]
+        let argv = [selfPath(), "--echo-child", "\(size)", "\(childCPU)"]
         let cargs = argv.map { strdup($0) } + [nil]
         defer { cargs.forEach { free($0) } }
         let rc = cargs.withUnsafeBufferPointer { a in
@@ -120,9 +134,19 @@ final class Floor {
         self.pid = pid
     }
 
+    /// `n` timed round trips, measured on a thread pinned to `parentCPU`.
     func roundTrips(_ n: Int, into samples: inout [UInt64]) {
+        let run = PinnedRun(cpu: parentCPU) { [fd, size] in
+            var samples: [UInt64] = []
+            samples.reserveCapacity(n)
+            Floor.roundTrips(fd: fd, size: size, n, into: &samples)
+            return samples
+        }
+        samples += run.wait()
+    }
+
+    private static func roundTrips(fd: Int32, size: Int, _ n: Int, into samples: inout [UInt64]) {
         var buf = [UInt8](repeating: 7, count: size)
-        let size = self.size
         buf.withUnsafeMutableBytes { b in
             for _ in 0..<n {
                 let t0 = monotonicNanoseconds()
@@ -167,21 +191,35 @@ func rssKB(_ pid: Int32) -> Int {
 
 func run(_ o: Options) async throws {
     let floor = Floor()
+    let sameCoreFloor = Floor(sameCore: true)
     let space = try await Space.launch()
     try await space.add("calc")
+    if o.buffersOnly {
+        floor.stop()
+        sameCoreFloor.stop()
+        try await space.add("text")
+        let kib4 = try await buffers(space, size: 4096, rounds: o.rounds, perRound: o.callsPerRound / 2)
+        print("4 KiB: floor p50 \(kib4.floor) ns (same core \(kib4.sameCore) ns), call p50 \(kib4.call) ns")
+        let mib1 = try await buffers(space, size: 1 << 20, rounds: o.rounds, perRound: o.megabyteCalls)
+        print("1 MiB: floor p50 \(mib1.floor) ns (same core \(mib1.sameCore) ns), call p50 \(mib1.call) ns")
+        return
+    }
 
     // Warm up both paths.
     var warm: [UInt64] = []
     floor.roundTrips(2_000, into: &warm)
+    sameCoreFloor.roundTrips(2_000, into: &warm)
     for _ in 0..<2_000 { _ = try await space.call("calc", "math.add", 2, 3) }
 
     var floorSamples: [UInt64] = []
+    var sameCoreSamples: [UInt64] = []
     var callSamples: [UInt64] = []
     floorSamples.reserveCapacity(o.rounds * o.callsPerRound)
     callSamples.reserveCapacity(o.rounds * o.callsPerRound)
     var callNanos: UInt64 = 0
     for _ in 0..<o.rounds {
         floor.roundTrips(o.callsPerRound, into: &floorSamples)
+        sameCoreFloor.roundTrips(o.callsPerRound, into: &sameCoreSamples)
         let start = monotonicNanoseconds()
         for i in 0..<o.callsPerRound {
             let t0 = monotonicNanoseconds()
@@ -192,7 +230,9 @@ func run(_ o: Options) async throws {
         callNanos += monotonicNanoseconds() - start
     }
     floor.stop()
+    sameCoreFloor.stop()
     floorSamples.sort()
+    sameCoreSamples.sort()
     callSamples.sort()
     if o.sequentialOnly {
         print("floor p50 \(percentile(floorSamples, 0.5)) ns, call p50 \(percentile(callSamples, 0.5)) ns")
@@ -216,13 +256,13 @@ func run(_ o: Options) async throws {
     let inflightNanos = monotonicNanoseconds() - t0
     let inflightPerSecond = Double(perTask * 64) / (Double(inflightNanos) / 1e9)
 
-    // Buffers: bytes.reverse takes a buffer and gives it back (in-out), beside a floor that echoes
-    // a message of the same size.
+    let rss = space.pid.map(rssKB) ?? -1
+
+    // Buffers: bytes.copy takes a buffer and gives the same bytes back, beside a floor that echoes a
+    // message of the same size. (After the RSS reading: a 1 MiB call grows the host's buffers.)
     try await space.add("text")
     let kib4 = try await buffers(space, size: 4096, rounds: o.rounds, perRound: o.callsPerRound / 2)
     let mib1 = try await buffers(space, size: 1 << 20, rounds: o.rounds, perRound: o.megabyteCalls)
-
-    let rss = space.pid.map(rssKB) ?? -1
     await space.destroy()
 
     // Cold start: launch → add calc → first result.
@@ -241,7 +281,8 @@ func run(_ o: Options) async throws {
     let callP50 = percentile(callSamples, 0.5)
     let sequentialPerSecond = Double(o.rounds * o.callsPerRound) / (Double(callNanos) / 1e9)
     let rows: [(String, String, String)] = [
-        ("floor_rtt_p50_ns", "\(floorP50)", "raw socketpair ping-pong, 64 B, p50"),
+        ("floor_rtt_p50_ns", "\(floorP50)", "raw socketpair ping-pong, 64 B, across cores, p50"),
+        ("floor_rtt_same_core_p50_ns", "\(percentile(sameCoreSamples, 0.5))", "the same, both processes on one core, p50"),
         ("floor_rtt_p90_ns", "\(percentile(floorSamples, 0.9))", "raw socketpair ping-pong, p90"),
         ("floor_rtt_p99_ns", "\(percentile(floorSamples, 0.99))", "raw socketpair ping-pong, p99"),
         ("call_rtt_p50_ns", "\(callP50)", "space call calc math.add, p50"),
@@ -250,11 +291,13 @@ func run(_ o: Options) async throws {
         ("call_over_floor_p50", fmt(Double(callP50) / Double(max(floorP50, 1)), 3), "ratio (target <= 1.15)"),
         ("calls_per_s_sequential", "\(Int(sequentialPerSecond))", "one caller, one call at a time"),
         ("calls_per_s_64_inflight", "\(Int(inflightPerSecond))", "64 tasks calling at once (target >= 400000)"),
-        ("floor_4k_rtt_p50_ns", "\(kib4.floor)", "raw socketpair ping-pong, 4 KiB each way, p50"),
-        ("call_4k_rtt_p50_ns", "\(kib4.call)", "space call text bytes.reverse, 4 KiB in and out, p50"),
+        ("floor_4k_rtt_p50_ns", "\(kib4.floor)", "raw ping-pong, 4 KiB each way, across cores, p50"),
+        ("floor_4k_same_core_rtt_p50_ns", "\(kib4.sameCore)", "the same, both processes on one core, p50"),
+        ("call_4k_rtt_p50_ns", "\(kib4.call)", "space call text bytes.copy, 4 KiB in and out, p50"),
         ("call_4k_over_floor_p50", fmt(Double(kib4.call) / Double(max(kib4.floor, 1)), 3), "ratio (target <= 1.3)"),
-        ("floor_1m_rtt_p50_ns", "\(mib1.floor)", "raw socketpair ping-pong, 1 MiB each way, p50"),
-        ("call_1m_rtt_p50_ns", "\(mib1.call)", "space call text bytes.reverse, 1 MiB in and out, p50"),
+        ("floor_1m_rtt_p50_ns", "\(mib1.floor)", "raw ping-pong, 1 MiB each way, across cores, p50"),
+        ("floor_1m_same_core_rtt_p50_ns", "\(mib1.sameCore)", "the same, both processes on one core, p50"),
+        ("call_1m_rtt_p50_ns", "\(mib1.call)", "space call text bytes.copy, 1 MiB in and out, p50"),
         ("call_1m_over_floor_p50", fmt(Double(mib1.call) / Double(max(mib1.floor, 1)), 3), "ratio"),
         ("cold_start_ms", fmt(Double(percentile(colds, 0.5)) / 1e6, 3), "launch + add calc + first result, p50 (target <= 3)"),
         ("host_idle_rss_kb", "\(rss)", "host RSS with calc loaded (target <= 5120)"),
@@ -271,29 +314,69 @@ func run(_ o: Options) async throws {
     }
 }
 
-/// p50 round trips of a `size`-byte floor echo and of `bytes.reverse` on `size` bytes, alternating.
-func buffers(_ space: Space, size: Int, rounds: Int, perRound: Int) async throws -> (floor: UInt64, call: UInt64) {
+/// Runs `body` on a new thread pinned to `cpu` and waits for its result.
+final class PinnedRun: @unchecked Sendable {
+    let cpu: Int32
+    let body: () -> [UInt64]
+    var result: [UInt64] = []
+    private var thread = pthread_t()
+
+    init(cpu: Int32, _ body: @escaping () -> [UInt64]) {
+        self.cpu = cpu
+        self.body = body
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
+            let run = Unmanaged<PinnedRun>.fromOpaque(arg!).takeRetainedValue()
+            _ = cs_pin_to_cpu(run.cpu)
+            run.result = run.body()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+    }
+
+    func wait() -> [UInt64] {
+        pthread_join(thread, nil)
+        return result
+    }
+}
+
+/// p50 round trips of a `size`-byte floor echo (across cores and on one core) and of `bytes.copy`
+/// with `size` bytes in and the same bytes out, alternating rounds.
+func buffers(_ space: Space, size: Int, rounds: Int, perRound: Int) async throws -> (floor: UInt64, sameCore: UInt64, call: UInt64) {
     let floor = Floor(size: size)
-    defer { floor.stop() }
-    let data = Value.bytes((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-    let reversed = Value.object([.init("data", .bytes((0..<size).reversed().map { UInt8(truncatingIfNeeded: $0 &* 31) }))])
+    let same = Floor(size: size, sameCore: true)
+    defer {
+        floor.stop()
+        same.stop()
+    }
+    let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    let data = Value.bytes(bytes)
     var floorSamples: [UInt64] = []
+    var sameSamples: [UInt64] = []
     var callSamples: [UInt64] = []
-    floor.roundTrips(max(perRound / 4, 1), into: &floorSamples)
-    for _ in 0..<max(perRound / 4, 1) { _ = try await space.call("text", "bytes.reverse", data) }
+    let warm = max(perRound / 4, 1)
+    floor.roundTrips(warm, into: &floorSamples)
+    same.roundTrips(warm, into: &sameSamples)
+    for _ in 0..<warm { _ = try await space.call("text", "bytes.copy", data) }
     floorSamples.removeAll()
+    sameSamples.removeAll()
     for _ in 0..<rounds {
         floor.roundTrips(perRound, into: &floorSamples)
+        same.roundTrips(perRound, into: &sameSamples)
         for _ in 0..<perRound {
             let t0 = monotonicNanoseconds()
-            let r = try await space.call("text", "bytes.reverse", data)
+            let r = try await space.call("text", "bytes.copy", data)
             callSamples.append(monotonicNanoseconds() - t0)
-            if r != reversed { fatalError("bytes.reverse gave a wrong result") }
+            // Check outside the timed part, and cheaply: the length and a few bytes.
+            guard case .object(let fields) = r, fields.count == 2, case .bytes(let out) = fields[1].value,
+                  out.count == size, out.first == bytes.first, out.last == bytes.last, out[size / 2] == bytes[size / 2]
+            else { fatalError("bytes.copy gave a wrong result") }
         }
     }
     floorSamples.sort()
+    sameSamples.sort()
     callSamples.sort()
-    return (percentile(floorSamples, 0.5), percentile(callSamples, 0.5))
+    return (percentile(floorSamples, 0.5), percentile(sameSamples, 0.5), percentile(callSamples, 0.5))
 }
 
 func fmt(_ v: Double, _ places: Int) -> String {
@@ -304,7 +387,8 @@ func fmt(_ v: Double, _ places: Int) -> String {
 }
 
 if CommandLine.arguments.dropFirst().first == "--echo-child" {
-    echoChild(CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 64 : 64)
+    let a = CommandLine.arguments
+    echoChild(a.count > 2 ? Int(a[2]) ?? 64 : 64, cpu: a.count > 3 ? Int32(a[3]) ?? -1 : -1)
 }
 let options = Options.parse()
 do {

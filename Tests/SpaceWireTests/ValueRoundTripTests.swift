@@ -26,6 +26,17 @@ struct ValueRoundTripTests {
         #expect(identical(decoded, value), "\(value) came back as \(decoded)")
     }
 
+    @Test func encodedSizeIsWhatTheWriterWrites() {
+        for value in Self.scalars {
+            #expect(value.encodedSize == encode(value).count, "\(value)")
+        }
+        var rng = SplitMix64(seed: 42)
+        for _ in 0..<500 {
+            let value = randomValue(&rng, depth: 0)
+            #expect(value.encodedSize == encode(value).count, "\(value)")
+        }
+    }
+
     @Test func doubleBitPatternsSurvive() throws {
         // NaN payloads and the sign of zero are not visible to ==.
         for bits: UInt64 in [0x7FF8_0000_0000_0001, 0xFFF0_0000_0000_0001, 0x8000_0000_0000_0000, 0x7FF4_0000_0000_0000] {

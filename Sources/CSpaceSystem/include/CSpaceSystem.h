@@ -8,6 +8,8 @@
 // - cs_set_pdeathsig: prctl is variadic in C, so Swift cannot call it.
 // - cs_set_cloexec, cs_set_nonblocking: fcntl is variadic in C, so Swift cannot call it.
 // - cs_eventfd: <sys/eventfd.h> is not part of Swift's Glibc module.
+// - cs_pin_to_cpu: CPU_ZERO/CPU_SET are macros over cpu_set_t, which Swift cannot expand
+//   (space-bench pins its floor processes so the floor does not depend on scheduler placement).
 #ifndef CSPACE_SYSTEM_H
 #define CSPACE_SYSTEM_H
 
@@ -36,5 +38,8 @@ int cs_eventfd(void);
 
 /// Sets or clears O_NONBLOCK. Returns 0 or -1.
 int cs_set_nonblocking(int fd, int on);
+
+/// Pins the calling thread to CPU `cpu` (sched_setaffinity). Returns 0 or an errno value.
+int cs_pin_to_cpu(int cpu);
 
 #endif
