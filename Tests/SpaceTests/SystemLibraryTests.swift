@@ -136,3 +136,29 @@ struct SystemLibraryTests {
         #expect(try await space.call("calc", "counter.live") == 0)
     }
 }
+
+@Suite("Manifest versions")
+struct ManifestVersionTests {
+    @Test func aPluginBuiltForAnotherABIIsRefused() async throws {
+        // A manifest from the first layout (ABI 1, no `types` field): the host must not read past it.
+        let source = temporaryFile("old.c", """
+            #include <stdint.h>
+            #include <stddef.h>
+            struct old_manifest { uint32_t abi, flags; const char *name, *version; const void *entries; void *init, *deinit; };
+            static const struct { const char *n; void *f; const char *d; } entries[] = { { NULL, NULL, NULL } };
+            __attribute__((visibility("default"))) const struct old_manifest *space_plugin_v1(void) {
+                static const struct old_manifest m = { 1, 0, "old", "0.1", entries, NULL, NULL };
+                return &m;
+            }
+            """)
+        let lib = String(source.dropLast(5)) + "/libold.so"
+        #expect(shell("cc -shared -fPIC -o \(lib) \(source) && echo ok").contains("ok"))
+        let space = try await launch()
+        defer { Task { await space.destroy() } }
+        let e = await spaceError { _ = try await space.add(lib) }
+        #expect(e?.code == .loadFailed)
+        #expect(e?.message.contains("plugin ABI 1") == true)
+        try await space.add("calc")
+        #expect(try await space.call("calc", "math.add", 1, 1) == 2)
+    }
+}

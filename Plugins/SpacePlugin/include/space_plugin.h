@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /** The manifest layout version this header describes. The host refuses other versions. */
-#define SPACE_PLUGIN_ABI 1
+#define SPACE_PLUGIN_ABI 2
 
 /** Flags of a plugin. */
 enum {
