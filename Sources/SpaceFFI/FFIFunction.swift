@@ -102,11 +102,20 @@ public final class FFIFunction {
         /// Handles passed to `SPACE_RELEASE` parameters.
         var released: [UInt64] = []
 
-        mutating func allocate(_ bytes: Int, zeroed: Bool = true) -> UnsafeMutableRawPointer {
-            let p = zeroed ? calloc(1, max(bytes, 1))! : malloc(max(bytes, 1))!
+        /// Memory the call owns until its reply is written. Refuses more than `CallState.maxBytes`
+        /// in one piece, and reports an allocation failure instead of trapping.
+        mutating func allocate(_ bytes: Int, zeroed: Bool = true) throws(SpaceError) -> UnsafeMutableRawPointer {
+            guard bytes <= CallState.maxBytes,
+                  let p = zeroed ? calloc(1, max(bytes, 1)) : malloc(max(bytes, 1)) else {
+                throw SpaceError(.tooLarge, "an argument needs \(bytes) bytes of memory in the host, more than it can have (at most \(CallState.maxBytes))")
+            }
             owned.append(p)
             return p
         }
+
+        /// The most memory one argument may take once laid out in C (structs can be larger in
+        /// memory than on the wire).
+        static let maxBytes = 256 << 20
 
         func free() { for p in owned { Glibc.free(p) } }
     }
@@ -259,7 +268,7 @@ public final class FFIFunction {
                 throw Self.mismatch(type.parameters[i].type.description, try Self.describe(tag, &args))
             }
         case .structValue(let layout):
-            let memory = state.allocate(layout.size)
+            let memory = try state.allocate(layout.size)
             try storeElement(.structure(layout), tag: tag, from: &args, into: memory, state: &state, handles: handles)
             values[i] = memory
         case .handle(let tag_, let releases):
@@ -284,7 +293,7 @@ public final class FFIFunction {
         if tag == .null { return (nil, 0) }
         let size = p.element.size
         if p.count == .one {
-            let memory = state.allocate(size)
+            let memory = try state.allocate(size)
             try storeElement(p.element, tag: tag, from: &args, into: memory, state: &state, handles: handles)
             return (memory, 1)
         }
@@ -299,7 +308,7 @@ public final class FFIFunction {
                 // caller's bytes in place, for in-out buffers too (the result is encoded from them).
                 memory = UnsafeMutableRawPointer(mutating: slice.baseAddress!)
             } else {
-                memory = state.allocate(slice.count + (p.isText ? 1 : 0), zeroed: false)
+                memory = try state.allocate(slice.count + (p.isText ? 1 : 0), zeroed: false)
                 if slice.count > 0 { memcpy(memory, slice.baseAddress!, slice.count) }
                 if p.isText { memory.storeBytes(of: 0, toByteOffset: slice.count, as: UInt8.self) }
             }
@@ -308,7 +317,8 @@ public final class FFIFunction {
             guard count <= args.remaining else {
                 throw SpaceError(.protocolError, "array count \(count) exceeds the bytes left (\(args.remaining))")
             }
-            memory = state.allocate(count * size)
+            let bytes = count.multipliedReportingOverflow(by: size)
+            memory = try state.allocate(bytes.overflow ? Int.max : bytes.partialValue)
             for k in 0..<count {
                 do throws(SpaceError) {
                     let t = try args.readTag()
@@ -443,7 +453,7 @@ public final class FFIFunction {
             return cs_ffi_type_pointer()
         case .bytes:
             let slice = try args.readSlice()
-            let memory = state.allocate(slice.count, zeroed: false)
+            let memory = try state.allocate(slice.count, zeroed: false)
             if slice.count > 0 { memcpy(memory, slice.baseAddress!, slice.count) }
             slot.storeBytes(of: memory, as: UnsafeMutableRawPointer?.self)
             return cs_ffi_type_pointer()
@@ -462,7 +472,7 @@ public final class FFIFunction {
         if bytes.count > 0 && memchr(bytes.baseAddress!, 0, bytes.count) != nil {
             throw mismatch("a C string", "a string with an embedded NUL byte", "a C string ends at its first NUL; pass bytes instead")
         }
-        let p = state.allocate(bytes.count + 1, zeroed: false)
+        let p = try state.allocate(bytes.count + 1, zeroed: false)
         if bytes.count > 0 { memcpy(p, bytes.baseAddress!, bytes.count) }
         p.storeBytes(of: 0, toByteOffset: bytes.count, as: UInt8.self)
         return p
@@ -573,7 +583,7 @@ public final class FFIFunction {
             guard !bytes.overflow, bytes.partialValue <= limit else {
                 throw SpaceError(.tooLarge, "\(name): \(parameterName(i)) would take \(capacity) elements of \(p.element.size) bytes, over the frame limit of \(limit) bytes it has to come back in")
             }
-            let memory = state.allocate(bytes.partialValue)
+            let memory = try state.allocate(bytes.partialValue)
             base.advanced(by: i * 16).storeBytes(of: memory, as: UnsafeMutableRawPointer?.self)
             state.buffers[i] = (memory, capacity)
         }

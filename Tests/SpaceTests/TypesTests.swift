@@ -128,6 +128,21 @@ struct TypesErrorTests {
         #expect(try await space.call("text", "bytes.checksum", .bytes([])) == .int(2_166_136_261))
     }
 
+    @Test func anArrayTooLargeInMemoryIsRefusedBeforeAllocating() async throws {
+        let space = try await launch()
+        defer { Task { await space.destroy() } }
+        // 5 M one-byte elements on the wire, 64 bytes each in C: 320 MiB, over the per-argument cap.
+        try await space.add("c", declarations: """
+            struct big { double a, b, c, d, e, f, g, h; };
+            int abs(const struct big *xs, size_t n);
+            size_t strlen(const char *s);
+            """)
+        let huge = Value.array(Array(repeating: .null, count: 5_000_000))
+        let e = await spaceError { _ = try await space.call("c", "abs", huge) }
+        #expect(e?.code == .tooLarge)
+        #expect(try await space.call("c", "strlen", "fine") == 4)
+    }
+
     @Test func declarationsThatContradictThemselvesAreRefusedAtAdd() async throws {
         let space = try await launch()
         defer { Task { await space.destroy() } }
