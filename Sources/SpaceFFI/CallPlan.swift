@@ -40,6 +40,14 @@ enum ParameterPlan {
     /// Filled by the host: the element count of the in/in-out arrays at these parameter indices.
     case length(of: [Int], Scalar)
 
+    /// The integer type of a parameter that can hold a length or capacity.
+    var integer: Scalar? {
+        switch self {
+        case .scalar(let s) where s.isInteger, .length(_, let s): return s
+        default: return nil
+        }
+    }
+
     var isVisible: Bool {
         switch self {
         case .length: return false
@@ -101,7 +109,7 @@ struct CallPlan {
         }
 
         for (i, p) in params.enumerated() {
-            if p.releasesHandle, case .pointer = p.type {} else if p.releasesHandle {
+            if p.releasesHandle && !p.type.isPointer {
                 throw fail(i, "SPACE_RELEASE is only for handle (opaque pointer) parameters")
             }
             switch p.type {
@@ -130,16 +138,16 @@ struct CallPlan {
             guard case .pointer(let p) = plan else { continue }
             switch p.count {
             case .parameter(let j):
-                guard case .scalar(let s) = parameters[j] else {
-                    if case .length(let of, let s) = parameters[j], p.direction != .out {
-                        parameters[j] = .length(of: of + [i], s)
-                        continue
-                    }
-                    if case .length = parameters[j] { continue }  // an out array sized by an in array
+                // An in or in-out array's length is filled by the host; an out array's is its capacity,
+                // passed by the caller (or filled from an in array that shares it).
+                switch parameters[j] {
+                case .scalar(let s) where s.isInteger:
+                    if p.direction != .out { parameters[j] = .length(of: [i], s) }
+                case .length(let arrays, let s):
+                    if p.direction != .out { parameters[j] = .length(of: arrays + [i], s) }
+                default:
                     throw fail(i, "its length \(label(j)) must be an integer")
                 }
-                guard s.isInteger else { throw fail(i, "its length \(label(j)) must be an integer") }
-                if p.direction != .out { parameters[j] = .length(of: [i], s) }
             case .pointerParameter(let j):
                 guard p.direction == .out else {
                     throw fail(i, "a length behind a pointer (\(label(j))) only sizes an out buffer")
@@ -233,26 +241,26 @@ struct CallPlan {
             default: pairs = false
             }
             let opaque: Bool
-            if case .structure(let tag) = pointee, structs(layouts)[tag] == nil { opaque = true } else { opaque = false }
+            if case .structure(let tag) = pointee, layouts.structs[tag] == nil { opaque = true } else { opaque = false }
             if pairs && !opaque { length = .parameter(i + 1) }
         }
         let direction = p.direction ?? (isConst ? .in : .out)
 
         // Strings.
-        if p.type.isString && length == nil {
-            if p.direction == nil || p.direction == .in {
-                if p.releasesHandle { throw fail(i, "SPACE_RELEASE is only for handle (opaque pointer) parameters") }
-                return .string
-            }
-            throw fail(i, "an out or in-out char buffer needs its capacity: SPACE_LEN(cap)")
-        }
-        // Opaque pointers: handles.
+        // Opaque pointers are handles; only they can be released by a call.
         let isOpaque: Bool
         let tag: String?
         switch pointee {
         case .void: isOpaque = length == nil; tag = nil
-        case .structure(let name) where structs(layouts)[name] == nil: isOpaque = true; tag = name
+        case .structure(let name) where layouts.structs[name] == nil: isOpaque = true; tag = name
         default: isOpaque = false; tag = nil
+        }
+        if p.releasesHandle && !isOpaque {
+            throw fail(i, "SPACE_RELEASE is only for handle (opaque pointer) parameters")
+        }
+        if p.type.isString && length == nil {
+            if p.direction == nil || p.direction == .in { return .string }
+            throw fail(i, "an out or in-out char buffer needs its capacity: SPACE_LEN(cap)")
         }
         if isOpaque {
             if let d = p.direction, d != .in {
@@ -261,8 +269,6 @@ struct CallPlan {
             if length != nil { throw fail(i, "an incomplete struct has no size, so it cannot be an array") }
             return .handle(tag: tag, releases: p.releasesHandle)
         }
-        if p.releasesHandle { throw fail(i, "SPACE_RELEASE is only for handle (opaque pointer) parameters") }
-
         let element: Element
         var isBytes = false
         switch pointee {
@@ -297,6 +303,4 @@ struct CallPlan {
         }
         return .pointer(PointerPlan(element: element, direction: direction, count: count, isBytes: isBytes, isText: isText))
     }
-
-    private func structs(_ layouts: LayoutBuilder) -> [String: CStruct] { layouts.structs }
 }

@@ -571,13 +571,13 @@ public final class FFIFunction {
             case .one: capacity = 1
             case .fixed(let n): capacity = n
             case .parameter(let j):
-                capacity = try self.capacity(j, base + j * 16, for: i)
+                capacity = try self.capacity(j, base + j * 16, as: plan.parameters[j].integer ?? .uint64, for: i)
             case .pointerParameter(let j):
                 guard let q = state.buffers[j].pointer, case .pointer(let qp) = plan.parameters[j],
                       case .scalar(let s) = qp.element else {
                     throw SpaceError(.badArgument, "\(name): \(parameterName(j)) gives the capacity of \(parameterName(i)); it cannot be null")
                 }
-                capacity = try self.capacity(j, q, scalar: s, for: i)
+                capacity = try self.capacity(j, q, as: s, for: i)
             }
             let bytes = capacity.multipliedReportingOverflow(by: p.element.size)
             guard !bytes.overflow, bytes.partialValue <= limit else {
@@ -589,9 +589,8 @@ public final class FFIFunction {
         }
     }
 
-    private func capacity(_ j: Int, _ p: UnsafeRawPointer, scalar: Scalar? = nil, for i: Int) throws(SpaceError) -> Int {
-        let s: Scalar
-        if let scalar { s = scalar } else if case .scalar(let t) = plan.parameters[j] { s = t } else if case .length(_, let t) = plan.parameters[j] { s = t } else { s = .uint64 }
+    /// The capacity held by parameter `j` (at `p`, of integer type `s`) for the out array `i`.
+    private func capacity(_ j: Int, _ p: UnsafeRawPointer, as s: Scalar, for i: Int) throws(SpaceError) -> Int {
         let v = s.loadInteger(p)
         guard !(v.isSigned && v.signed < 0), let n = Int(exactly: v.unsigned) else {
             throw SpaceError(.badArgument, "\(name): the capacity \(parameterName(j)) of \(parameterName(i)) must not be negative, got \(v.signed)")
@@ -613,8 +612,7 @@ public final class FFIFunction {
         if case .pointerParameter(let j) = p.count, let q = state.buffers[j].pointer,
            case .pointer(let qp) = plan.parameters[j], case .scalar(let s) = qp.element {
             // The function wrote how much it used; never read past what was allocated.
-            let written = s.loadInteger(q)
-            count = v(written, clampedTo: count)
+            count = Self.clamp(s.loadInteger(q), to: count)
         }
         if p.count == .one {
             try encodeElement(p.element, memory, into: &out, handles: handles)
@@ -622,13 +620,7 @@ public final class FFIFunction {
         }
         if p.isText {
             let used = memchr(memory, 0, count).map { UnsafeRawPointer($0) - UnsafeRawPointer(memory) } ?? count
-            let raw = UnsafeRawBufferPointer(start: memory, count: used)
-            if String(validating: raw, as: UTF8.self) != nil {
-                out.writeStringValue(bytes: raw)
-            } else {
-                out.write(ValueTag.bytes.rawValue)
-                out.writeString(bytes: raw)
-            }
+            Self.encodeText(UnsafeRawBufferPointer(start: memory, count: used), into: &out)
             return
         }
         if p.isBytes {
@@ -644,7 +636,8 @@ public final class FFIFunction {
         }
     }
 
-    private func v(_ written: (signed: Int64, unsigned: UInt64, isSigned: Bool), clampedTo capacity: Int) -> Int {
+    /// A length a function wrote, kept within the capacity it was given.
+    private static func clamp(_ written: (signed: Int64, unsigned: UInt64, isSigned: Bool), to capacity: Int) -> Int {
         if written.isSigned && written.signed < 0 { return 0 }
         return written.unsigned > UInt64(capacity) ? capacity : Int(written.unsigned)
     }
@@ -676,35 +669,26 @@ public final class FFIFunction {
             out.writeValue(.null)
             return
         }
-        let raw = UnsafeRawBufferPointer(start: p, count: strlen(p))
+        encodeText(UnsafeRawBufferPointer(start: p, count: strlen(p)), into: &out)
+    }
+
+    /// C text as a string, or as the exact bytes when it is not UTF-8 (never a mangled string).
+    private static func encodeText(_ raw: UnsafeRawBufferPointer, into out: inout WireWriter) {
         if String(validating: raw, as: UTF8.self) != nil {
             out.writeStringValue(bytes: raw)
         } else {
-            // Not UTF-8: hand the caller the exact bytes rather than a mangled string.
             out.write(ValueTag.bytes.rawValue)
             out.writeString(bytes: raw)
         }
     }
 
     private func encodeResult(_ rvalue: UnsafeMutableRawPointer, into out: inout WireWriter, handles: HandleTable) throws(SpaceError) {
-        // libffi widens integer results narrower than a register to a full ffi_arg.
         switch plan.result {
         case .void: out.writeValue(.null)
         case .scalar(let s):
-            let word = rvalue.load(as: UInt64.self)
-            switch s {
-            case .bool: out.writeBool(UInt8(truncatingIfNeeded: word) != 0)
-            case .int8: out.writeInt(Int64(Int8(truncatingIfNeeded: word)))
-            case .uint8: out.writeInt(Int64(UInt8(truncatingIfNeeded: word)))
-            case .int16: out.writeInt(Int64(Int16(truncatingIfNeeded: word)))
-            case .uint16: out.writeInt(Int64(UInt16(truncatingIfNeeded: word)))
-            case .int32: out.writeInt(Int64(Int32(truncatingIfNeeded: word)))
-            case .uint32: out.writeInt(Int64(UInt32(truncatingIfNeeded: word)))
-            case .int64: out.writeInt(Int64(bitPattern: word))
-            case .uint64: out.writeUInt(word)
-            case .float: out.writeDouble(Double(rvalue.load(as: Float.self)))
-            case .double: out.writeDouble(rvalue.load(as: Double.self))
-            }
+            // libffi widens integer results narrower than a register to a full ffi_arg; on the
+            // little-endian targets space supports, the value's own bytes come first in it.
+            s.encode(rvalue, into: &out)
         case .string(let free):
             let p = rvalue.load(as: UnsafeMutablePointer<CChar>?.self)
             Self.encodeString(p, into: &out)

@@ -73,13 +73,6 @@ public final class HandleTable {
             if let e = entries.removeValue(forKey: id) { e.release?(e.pointer) }
         }
     }
-
-    /// Releases every handle (newest first).
-    public func releaseAll() {
-        for id in entries.keys.sorted(by: >) {
-            if let e = entries.removeValue(forKey: id) { e.release?(e.pointer) }
-        }
-    }
 }
 
 /// Why a handle id could not be used.

@@ -5,6 +5,12 @@ import CFFI
 import CSpace
 import SpaceWire
 
+// Scalars are read from memory by their own bytes, also from a libffi return slot that holds them
+// widened to a full register: that is only right on little-endian targets.
+#if _endian(big)
+#error("space marshals values for little-endian targets only")
+#endif
+
 /// A C scalar: how many bytes it takes and how libffi passes it.
 enum Scalar: Sendable, Equatable {
     case bool
