@@ -197,17 +197,21 @@ public struct CParameter: Sendable, Hashable {
     public var length: CLength?
     /// `SPACE_RELEASE`: the call ends the life of the handle passed here.
     public var releasesHandle: Bool
+    /// `SPACE_SCOPED` (function pointers only): the callback is only called before the function
+    /// returns, so the host frees it when the call returns.
+    public var isScoped: Bool
 
     /// Creates a parameter.
     public init(
         name: String? = nil, type: CType, direction: CDirection? = nil, length: CLength? = nil,
-        releasesHandle: Bool = false
+        releasesHandle: Bool = false, isScoped: Bool = false
     ) {
         self.name = name
         self.type = type
         self.direction = direction
         self.length = length
         self.releasesHandle = releasesHandle
+        self.isScoped = isScoped
     }
 }
 
@@ -227,17 +231,22 @@ public struct CFunctionType: Sendable, Hashable, CustomStringConvertible {
     /// `SPACE_FREE(fn)`: the function that releases the pointer this function returns (a string is
     /// copied and then released; a handle is released when the space or the plugin lets go of it).
     public var freeFunction: String?
+    /// False for a function type written with an empty list, `void (*)()`: in C before C23 that
+    /// declares no prototype. As a callback slot it takes as many `intptr_t` arguments as the
+    /// caller's `cb:N` says, and returns void. `(void)` is a prototype with no parameters.
+    public var hasPrototype: Bool
 
     /// Creates a function type.
     public init(
         returnType: CType, parameters: [CParameter] = [], isVariadic: Bool = false,
-        capturesErrno: Bool = false, freeFunction: String? = nil
+        capturesErrno: Bool = false, freeFunction: String? = nil, hasPrototype: Bool = true
     ) {
         self.returnType = returnType
         self.parameters = parameters
         self.isVariadic = isVariadic
         self.capturesErrno = capturesErrno
         self.freeFunction = freeFunction
+        self.hasPrototype = hasPrototype || !parameters.isEmpty || isVariadic
     }
 
     /// Manifest form: `"int32_t (int32_t a, int32_t b)"`, annotations first
@@ -388,7 +397,7 @@ private enum CRenderer {
         if function.isVariadic {
             parts.append("...")
         } else if parts.isEmpty {
-            return "void"
+            return function.hasPrototype ? "void" : ""
         }
         var text = ""
         for (index, part) in parts.enumerated() {
@@ -424,6 +433,7 @@ private enum CRenderer {
         case nil: break
         }
         if parameter.releasesHandle { text += "SPACE_RELEASE " }
+        if parameter.isScoped { text += "SPACE_SCOPED " }
         return text
     }
 

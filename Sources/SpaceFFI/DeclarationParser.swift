@@ -286,6 +286,7 @@ private enum Annotation: String {
     case inoutDirection = "SPACE_INOUT"
     case length = "SPACE_LEN"
     case release = "SPACE_RELEASE"
+    case scoped = "SPACE_SCOPED"
     case errno = "SPACE_ERRNO"
     case free = "SPACE_FREE"
 
@@ -338,6 +339,7 @@ private struct Annotations {
     var direction: (value: CDirection, token: Token)?
     var length: (value: LengthSpec, token: Token)?
     var release: Token?
+    var scoped: Token?
     var errno: Token?
     var free: (name: String, token: Token)?
 }
@@ -360,7 +362,9 @@ private enum Derivation {
     /// `*`, with `isConst` the qualifier on the pointer itself.
     case pointer(isConst: Bool)
     /// `( parameters )`; `depth` is the deepest parameter type.
-    case function(parameters: [CParameter], isVariadic: Bool, depth: Int)
+    /// `hasPrototype` is false for an empty list `()`, which in a function pointer type means "no
+    /// prototype" (the caller's `cb:N` gives the arity).
+    case function(parameters: [CParameter], isVariadic: Bool, hasPrototype: Bool, depth: Int)
     /// `[ size ]`, with the size when one was written.
     case array(count: Int?)
 }
@@ -569,6 +573,9 @@ private struct Parser {
                 guard case .function(var function, _) = built else {
                     throw notAFunction(built, named: name, at: nameToken)
                 }
+                // A declared function's `()` means no parameters (C23); only a callback slot's
+                // `()` leaves the arity to the caller.
+                function.hasPrototype = true
                 if token.isPunct("{") {
                     throw error(
                         "function definitions are not supported; end the declaration of '\(name)' with ';'",
@@ -664,6 +671,7 @@ private struct Parser {
             }
             throw error("expected a function type, found \(what)", at: declaratorStart)
         }
+        function.hasPrototype = true
         try applyFunctionAnnotations(
             specifiers.annotations, to: &function, named: declarator.name.map { text($0) })
         if token.isPunct(";") { try advance() }
@@ -744,6 +752,8 @@ private struct Parser {
             annotations.direction = (direction, annotationToken)
         case .release:
             annotations.release = annotationToken
+        case .scoped:
+            annotations.scoped = annotationToken
         case .errno:
             annotations.errno = annotationToken
         case .length:
@@ -844,6 +854,12 @@ private struct Parser {
                     at: release)
             }
             parameter.releasesHandle = true
+        }
+        if let scoped = annotations.scoped {
+            if !isFunctionPointer {
+                throw error("SPACE_SCOPED on \(label) needs a function pointer parameter (a callback), not '\(parameter.type)'", at: scoped)
+            }
+            parameter.isScoped = true
         }
     }
 
@@ -1210,12 +1226,12 @@ private struct Parser {
         var isVariadic = false
         if token.isPunct(")") {
             try advance()
-            return .function(parameters: [], isVariadic: false, depth: 0)
+            return .function(parameters: [], isVariadic: false, hasPrototype: false, depth: 0)
         }
         if isWord(token, "void"), try peek().isPunct(")") {
             try advance()
             try advance()
-            return .function(parameters: [], isVariadic: false, depth: 0)
+            return .function(parameters: [], isVariadic: false, hasPrototype: true, depth: 0)
         }
         while true {
             if token.kind == .ellipsis {
@@ -1252,7 +1268,7 @@ private struct Parser {
             try advance()
         }
         try resolveLengths(pending, in: &parameters)
-        return .function(parameters: parameters, isVariadic: isVariadic, depth: maxDepth)
+        return .function(parameters: parameters, isVariadic: isVariadic, hasPrototype: true, depth: maxDepth)
     }
 
     /// The adjusted type of a parameter: arrays decay to pointers, functions to function pointers.
@@ -1300,14 +1316,15 @@ private struct Parser {
                 current = .value(.functionPointer(function), isConst: pointerConst, depth: depth + 1)
             case (.pointer, .array):
                 throw error("pointers to arrays are not supported", at: start)
-            case (.function(let parameters, let isVariadic, let parameterDepth), .value(let type, _, let depth)):
+            case (.function(let parameters, let isVariadic, let hasPrototype, let parameterDepth), .value(let type, _, let depth)):
                 if case .structure(let tag) = type {
                     structUses.append(StructUse(name: tag, token: specifiers.start))
                 }
                 let combined = max(depth, parameterDepth)
                 try checkDepth(combined, at: start)
                 current = .function(
-                    CFunctionType(returnType: type, parameters: parameters, isVariadic: isVariadic),
+                    CFunctionType(returnType: type, parameters: parameters, isVariadic: isVariadic,
+                                  hasPrototype: hasPrototype),
                     depth: combined)
             case (.function, .function):
                 throw error("a function cannot return a function; return a function pointer instead", at: start)

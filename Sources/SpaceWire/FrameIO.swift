@@ -14,6 +14,13 @@ public struct Frame {
     public var id: UInt32
     /// The payload after the header.
     public var payload: UnsafeRawBufferPointer
+
+    /// Creates a frame over `payload` (which must outlive it).
+    public init(kind: MessageKind, id: UInt32, payload: UnsafeRawBufferPointer) {
+        self.kind = kind
+        self.id = id
+        self.payload = payload
+    }
 }
 
 /// A buffered reader that cuts a byte stream into frames.
@@ -28,6 +35,10 @@ public final class FrameInput: @unchecked Sendable {
     private var end = 0
     /// The limits enforced on every frame.
     public let limits: WireLimits
+    /// While positive, frames already returned must stay where they are (see ``pin()``).
+    private var pins = 0
+    /// Buffers replaced while pinned, freed by the last ``unpin()``.
+    private var retired: [UnsafeMutableRawPointer] = []
 
     /// Creates an input with an initial buffer of `capacity` bytes (it grows up to the frame limit).
     public init(capacity: Int = 64 << 10, limits: WireLimits = .default) {
@@ -37,7 +48,26 @@ public final class FrameInput: @unchecked Sendable {
         self.limits = limits
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        for b in retired { b.deallocate() }
+    }
+
+    /// Keeps the payloads of frames returned so far valid across later ``fill(from:spinNanoseconds:)``
+    /// and ``next()`` calls, until the matching ``unpin()``: new bytes go after them, or into a new
+    /// buffer while the old one is kept. (A host thread reads the channel while a call still uses
+    /// its request frame's bytes.)
+    public func pin() { pins += 1 }
+
+    /// Ends a ``pin()``; the last one frees the buffers kept meanwhile.
+    public func unpin() {
+        precondition(pins > 0, "unpin without pin")
+        pins -= 1
+        if pins == 0 && !retired.isEmpty {
+            for b in retired { b.deallocate() }
+            retired.removeAll()
+        }
+    }
 
     /// Bytes buffered but not yet returned as frames.
     public var buffered: Int { end - start }
@@ -49,7 +79,10 @@ public final class FrameInput: @unchecked Sendable {
     ///   A reply that lands within it costs this thread no wake-up from idle.
     /// - Returns: the number of bytes read; 0 at end of file; -1 when the read timed out or would block.
     public func fill(from fd: Int32, spinNanoseconds: UInt64 = 0) throws(SpaceError) -> Int {
-        if start == end {
+        if pins > 0 {
+            // Frames handed out must not move: append, or continue in a new buffer.
+            if end == capacity { try replace(capacity: max(capacity, pendingFrameSize())) }
+        } else if start == end {
             start = 0
             end = 0
         } else if start > 0 {
@@ -99,9 +132,16 @@ public final class FrameInput: @unchecked Sendable {
         let limit = limits.maxFrameSize + 4
         let target = min(newCapacity, limit)
         guard target > capacity else { return }
+        try replace(capacity: target)
+    }
+
+    /// Moves the unread bytes into a new buffer of `newCapacity`; the old one is freed, or kept
+    /// until the last ``unpin()`` while pinned.
+    private func replace(capacity newCapacity: Int) throws(SpaceError) {
+        let target = max(newCapacity, end - start, 1)
         let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: target, alignment: 16)
         newBuffer.copyMemory(from: buffer + start, byteCount: end - start)
-        buffer.deallocate()
+        if pins > 0 { retired.append(buffer) } else { buffer.deallocate() }
         buffer = newBuffer
         end -= start
         start = 0

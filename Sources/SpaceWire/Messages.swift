@@ -100,3 +100,84 @@ extension WireWriter {
         endFrame()
     }
 }
+
+/// The payload of a ``MessageKind/callbackEvent`` frame: one invocation of a callback.
+///
+/// ```
+/// u16  slot       which cb: argument of the call, from 0 (in argument order)
+/// u64  sequence   per slot, from 0: the order the plugin's invocations were relayed in
+/// u32  reply      0 = the callback returns void, no answer; else the id the answer frame carries
+/// u16  argc
+/// argc × value    the callback's arguments, as declared
+/// ```
+public struct CallbackEvent: Sendable, Hashable {
+    /// The index of the `cb:` placeholder among the call's callback arguments, from 0.
+    public var slot: Int
+    /// The invocation's number within its slot, from 0.
+    public var sequence: UInt64
+    /// The id a ``MessageKind/callbackReturn`` must carry, or 0 when no answer is expected.
+    public var reply: UInt32
+    /// The callback's arguments.
+    public var arguments: [Value]
+
+    /// Creates an event.
+    public init(slot: Int, sequence: UInt64, reply: UInt32 = 0, arguments: [Value]) {
+        self.slot = slot
+        self.sequence = sequence
+        self.reply = reply
+        self.arguments = arguments
+    }
+
+    /// Appends the payload.
+    public func encode(into w: inout WireWriter) {
+        w.write(UInt16(truncatingIfNeeded: slot))
+        w.write(sequence)
+        w.write(reply)
+        w.write(UInt16(truncatingIfNeeded: arguments.count))
+        for a in arguments { w.writeValue(a) }
+    }
+
+    /// Reads the payload.
+    public static func decode(_ r: inout WireReader) throws(SpaceError) -> CallbackEvent {
+        let slot = Int(try r.readU16())
+        let sequence = try r.readU64()
+        let reply = try r.readU32()
+        let n = try r.readArgumentCount()
+        var args: [Value] = []
+        args.reserveCapacity(n)
+        for _ in 0..<n { args.append(try r.readValue()) }
+        try r.expectEnd("callbackEvent")
+        return CallbackEvent(slot: slot, sequence: sequence, reply: reply, arguments: args)
+    }
+}
+
+/// The payload of a ``MessageKind/callbackFault`` frame.
+public struct CallbackFault: Sendable, Hashable {
+    /// The slot of the invocation that failed.
+    public var slot: Int
+    /// Its sequence number.
+    public var sequence: UInt64
+    /// What went wrong, for a person.
+    public var message: String
+
+    /// Creates a fault.
+    public init(slot: Int, sequence: UInt64, message: String) {
+        self.slot = slot
+        self.sequence = sequence
+        self.message = message
+    }
+
+    /// Appends the payload.
+    public func encode(into w: inout WireWriter) {
+        w.write(UInt16(truncatingIfNeeded: slot))
+        w.write(sequence)
+        w.writeString(message)
+    }
+
+    /// Reads the payload.
+    public static func decode(_ r: inout WireReader) throws(SpaceError) -> CallbackFault {
+        let fault = CallbackFault(slot: Int(try r.readU16()), sequence: try r.readU64(), message: try r.readString())
+        try r.expectEnd("callbackFault")
+        return fault
+    }
+}

@@ -51,6 +51,9 @@ public struct SpaceError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidConfiguration = Code(rawValue: "invalidConfiguration")
         /// The request was cancelled by its caller.
         public static let cancelled = Code(rawValue: "cancelled")
+        /// A callback handler threw, or an invocation could not be relayed or answered as declared
+        /// (the plugin got the zero value).
+        public static let callbackFailed = Code(rawValue: "callbackFailed")
     }
 
     /// Which argument a ``Code/badArgument`` error is about.

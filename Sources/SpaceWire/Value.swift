@@ -5,6 +5,10 @@
 /// becomes an `int32_t`, a `double` or an `int8_t` there; integers are range-checked (floats follow
 /// C's conversion: a `double` too large for a `float` parameter becomes infinity).
 public enum Value: Sendable, Hashable {
+    /// The arity a `cb:` placeholder carries to mean "as many arguments as declared" (the Swift
+    /// API's handlers do not state it; `cb:N` on the command line does).
+    public static let declaredArity = 255
+
     /// C `NULL`, JSON `null`, and the result of a `void` function.
     case null
     /// C `bool`.
@@ -25,7 +29,8 @@ public enum Value: Sendable, Hashable {
     case object([Field])
     /// An opaque pointer that lives in the space, named by its index in the space's handle table.
     case handle(UInt64)
-    /// A `cb:N` placeholder: a callback slot taking `arity` arguments.
+    /// A `cb:N` placeholder: a callback slot taking `arity` arguments (``Value/declaredArity``:
+    /// as many as the declaration says).
     case callback(arity: Int)
 
     /// One named field of an `.object`.

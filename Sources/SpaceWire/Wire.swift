@@ -32,7 +32,24 @@ public struct MessageKind: RawRepresentable, Sendable, Hashable, CustomStringCon
     public static let ping = MessageKind(rawValue: 0x07)
     /// Client → host: unload everything, answer, exit.
     public static let shutdown = MessageKind(rawValue: 0x08)
-    // 0x10–0x1F are reserved for callback events, callback returns and releases.
+    /// Host → client: a callback of a call was invoked; `id` is the call's request id. Payload:
+    /// ``CallbackEvent``. The answer, when one is expected, is a ``callbackReturn``.
+    public static let callbackEvent = MessageKind(rawValue: 0x10)
+    /// Client → host: the answer to a returning callback; `id` is the event's reply token. Payload:
+    /// one value (`null` gives the plugin the zero value).
+    public static let callbackReturn = MessageKind(rawValue: 0x11)
+    /// Host → client: a call's callbacks are all gone (released by the plugin, at the end of a
+    /// scoped call, or after a cancel); no event for that call follows. `id` is the call's id.
+    /// Payload: `u64` invocations dropped after a cancel.
+    public static let callbackRelease = MessageKind(rawValue: 0x12)
+    /// Client → host: stop relaying a call's callbacks (`id` is the call's id); empty payload. The
+    /// plugin may still call them; they then return the zero value and are counted.
+    public static let callbackCancel = MessageKind(rawValue: 0x13)
+    /// Host → client: an invocation could not be relayed or answered as declared (e.g. an answer of
+    /// the wrong type); the plugin got the zero value. `id` is the call's id. Payload: `u16` slot,
+    /// `u64` sequence, `str` message.
+    public static let callbackFault = MessageKind(rawValue: 0x14)
+    // 0x15–0x1F stay reserved.
 
     /// The kind's name.
     public var description: String {
@@ -45,6 +62,11 @@ public struct MessageKind: RawRepresentable, Sendable, Hashable, CustomStringCon
         case .remove: return "remove"
         case .ping: return "ping"
         case .shutdown: return "shutdown"
+        case .callbackEvent: return "callbackEvent"
+        case .callbackReturn: return "callbackReturn"
+        case .callbackRelease: return "callbackRelease"
+        case .callbackCancel: return "callbackCancel"
+        case .callbackFault: return "callbackFault"
         default: return "kind(0x\(String(rawValue, radix: 16)))"
         }
     }

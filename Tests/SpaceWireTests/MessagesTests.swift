@@ -8,12 +8,15 @@ struct MessagesTests {
         let kinds: [(MessageKind, UInt8, String)] = [
             (.hello, 0x01, "hello"), (.add, 0x02, "add"), (.call, 0x03, "call"), (.result, 0x04, "result"),
             (.error, 0x05, "error"), (.remove, 0x06, "remove"), (.ping, 0x07, "ping"), (.shutdown, 0x08, "shutdown"),
+            (.callbackEvent, 0x10, "callbackEvent"), (.callbackReturn, 0x11, "callbackReturn"),
+            (.callbackRelease, 0x12, "callbackRelease"), (.callbackCancel, 0x13, "callbackCancel"),
+            (.callbackFault, 0x14, "callbackFault"),
         ]
         for (kind, byte, name) in kinds {
             #expect(kind.rawValue == byte)
             #expect(kind.description == name)
         }
-        #expect(MessageKind(rawValue: 0x10).description == "kind(0x10)")
+        #expect(MessageKind(rawValue: 0x15).description == "kind(0x15)")
         let tags: [(ValueTag, UInt8)] = [
             (.null, 0), (.false, 1), (.true, 2), (.int, 3), (.uint, 4), (.double, 5), (.string, 6),
             (.bytes, 7), (.array, 8), (.object, 9), (.handle, 0x0A), (.callback, 0x0B),
