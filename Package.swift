@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "calc", type: .dynamic, targets: ["calc"]),
         .library(name: "text", type: .dynamic, targets: ["text"]),
         .library(name: "greeter", type: .dynamic, targets: ["greeter"]),
+        .library(name: "events", type: .dynamic, targets: ["events"]),
+        .library(name: "sort", type: .dynamic, targets: ["sort"]),
     ],
     targets: [
         // libffi, found through pkg-config (Debian: libffi-dev).
@@ -50,6 +52,8 @@ let package = Package(
         .target(name: "SpacePlugin", path: "Plugins/SpacePlugin"),
         .target(name: "calc", dependencies: ["SpacePlugin"], path: "Plugins/calc", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "text", dependencies: ["SpacePlugin"], path: "Plugins/text", publicHeadersPath: ".", linkerSettings: plainC),
+        .target(name: "events", dependencies: ["SpacePlugin"], path: "Plugins/events", publicHeadersPath: ".", linkerSettings: plainC),
+        .target(name: "sort", dependencies: ["SpacePlugin"], path: "Plugins/sort", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "greeter", dependencies: ["SpacePlugin"], path: "Plugins/greeter"),
 
         .testTarget(name: "SpaceWireTests", dependencies: ["SpaceWire"]),

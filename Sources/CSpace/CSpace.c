@@ -41,3 +41,19 @@ ffi_status cs_ffi_struct_offsets(ffi_type *type, size_t *offsets) {
 }
 
 unsigned short cs_ffi_type_struct_tag(void) { return FFI_TYPE_STRUCT; }
+
+void *cs_closure_new(ffi_cif *cif, cs_closure_fn fn, void *user_data, void **code) {
+    ffi_closure *closure = ffi_closure_alloc(sizeof(ffi_closure), code);
+    if (closure == NULL) return NULL;
+    if (ffi_prep_closure_loc(closure, cif, fn, user_data, *code) != FFI_OK) {
+        ffi_closure_free(closure);
+        return NULL;
+    }
+    return closure;
+}
+
+void cs_closure_free(void *closure) { ffi_closure_free(closure); }
+
+void cs_closure_set_user_data(void *closure, void *user_data) {
+    ((ffi_closure *)closure)->user_data = user_data;
+}

@@ -60,6 +60,8 @@ final class Channel: @unchecked Sendable {
 
     private struct State {
         var waiters: [UInt32: Waiter] = [:]
+        /// Calls whose callbacks may still fire, by call id.
+        var subscriptions: [UInt32: CallbackSubscription] = [:]
         /// Replies owed by the host.
         var outstanding = 0
         /// Someone holds the read role.
@@ -154,13 +156,15 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    /// Replies owed by the host right now.
-    var outstanding: Int { state.withLock { $0.outstanding } }
+    /// Replies owed by the host right now, plus calls whose callbacks may still fire.
+    var outstanding: Int { state.withLock { $0.outstanding + $0.subscriptions.count } }
 
     // MARK: Requests
 
-    /// Sends one request built by `encode` and waits for its reply.
-    func request(_ encode: (inout WireWriter, UInt32) -> Void) async throws(SpaceError) -> Value {
+    /// Sends one request built by `encode` and waits for its reply. `subscription` receives the
+    /// call's callback invocations, from before the request is sent until the host releases them.
+    func request(subscription: CallbackSubscription? = nil,
+                 _ encode: (inout WireWriter, UInt32) -> Void) async throws(SpaceError) -> Value {
         var id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
         if id == 0 {
             // 0 is the hello's and fatal errors' id; skip it when the counter wraps.
@@ -180,7 +184,11 @@ final class Channel: @unchecked Sendable {
             if let c = s.closed { return .closed(c) }
             s.waiters[id] = .pending
             s.outstanding += 1
-            owed.store(s.outstanding, ordering: .relaxed)
+            if let subscription {
+                subscription.id = id
+                s.subscriptions[id] = subscription
+            }
+            owed.store(s.outstanding + s.subscriptions.count, ordering: .relaxed)
             s.outbox.append(contentsOf: writer.bytes)
             queuedBytes.store(s.outbox.count, ordering: .relaxed)
             if s.readerPolling || s.flushing { return .queued }
@@ -188,7 +196,9 @@ final class Channel: @unchecked Sendable {
             return .send
         }
         switch next {
-        case .closed(let c): throw c
+        case .closed(let c):
+            subscription?.finish(throwing: c)
+            throw c
         case .queued: break
         case .send:
             do throws(SpaceError) {
@@ -418,8 +428,13 @@ final class Channel: @unchecked Sendable {
             }
             if n < 0 { return .wouldBlock }
             var replies: [(UInt32, Result<Value, SpaceError>)] = []
-            // Replies read before a broken frame still reach their callers.
-            defer { deliver(replies) }
+            var answered = false
+            // Replies read before a broken frame still reach their callers; answers to callbacks
+            // go out at once (a plugin thread is waiting for them).
+            defer {
+                deliver(replies)
+                if answered { flushQueued() }
+            }
             while let frame = try input.next() {
                 if frame.id == watching && watching != 0 { found = true }
                 var r = WireReader(frame.payload, limits: input.limits)
@@ -430,6 +445,23 @@ final class Channel: @unchecked Sendable {
                     replies.append((frame.id, v))
                 case .error:
                     do throws(SpaceError) { replies.append((frame.id, .failure(try r.readError()))) } catch { replies.append((frame.id, .failure(error))) }
+                case .callbackEvent:
+                    let event = try CallbackEvent.decode(&r)
+                    let subscription = state.withLock { $0.subscriptions[frame.id] }
+                    let answer = subscription?.deliver(event) ?? .null
+                    if event.reply != 0 { answered = true; queueAnswer(event.reply, answer) }
+                case .callbackRelease:
+                    _ = try r.readU64()
+                    let subscription: CallbackSubscription? = state.withLock { s in
+                        let sub = s.subscriptions.removeValue(forKey: frame.id)
+                        owed.store(s.outstanding + s.subscriptions.count, ordering: .relaxed)
+                        return sub
+                    }
+                    subscription?.finish(throwing: nil)
+                case .callbackFault:
+                    let fault = try CallbackFault.decode(&r)
+                    let subscription = state.withLock { $0.subscriptions[frame.id] }
+                    subscription?.fail(SpaceError(.callbackFailed, fault.message))
                 default:
                     throw SpaceError(.protocolError, "unexpected \(frame.kind) frame from the host")
                 }
@@ -444,8 +476,13 @@ final class Channel: @unchecked Sendable {
     private func deliver(_ replies: [(UInt32, Result<Value, SpaceError>)]) {
         guard !replies.isEmpty else { return }
         var resumes: [(UnsafeContinuation<Result<Value, SpaceError>, Never>, Result<Value, SpaceError>)] = []
+        var ended: [(CallbackSubscription, SpaceError)] = []
         state.withLock { s in
             for (id, r) in replies {
+                if case .failure(let e) = r, let sub = s.subscriptions.removeValue(forKey: id) {
+                    // A failed call's callbacks are over (the host revoked them).
+                    ended.append((sub, e))
+                }
                 switch s.waiters[id] {
                 case .pending:
                     s.waiters[id] = .finished(r)
@@ -458,8 +495,9 @@ final class Channel: @unchecked Sendable {
                     break  // a reply for a request already failed locally: drop it
                 }
             }
-            owed.store(s.outstanding, ordering: .relaxed)
+            owed.store(s.outstanding + s.subscriptions.count, ordering: .relaxed)
         }
+        for (sub, e) in ended { sub.finish(throwing: e) }
         for (c, r) in resumes { c.resume(returning: r) }
     }
 
@@ -467,7 +505,7 @@ final class Channel: @unchecked Sendable {
     /// are still queued.
     private func releaseRole() {
         let wake: Bool = state.withLock { s in
-            if (s.outstanding > 0 || !s.outbox.isEmpty) && s.closed == nil {
+            if (s.outstanding > 0 || !s.subscriptions.isEmpty || !s.outbox.isEmpty) && s.closed == nil {
                 s.threadReads = true
                 return true
             }
@@ -481,6 +519,38 @@ final class Channel: @unchecked Sendable {
     private func wakeThread() {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
+    }
+
+    /// Queues the answer to a returning callback; the role holder sends it right after reading.
+    private func queueAnswer(_ token: UInt32, _ value: Value) {
+        var w = WireWriter(capacity: 16 + value.encodedSize)
+        w.beginFrame(.callbackReturn, id: token)
+        w.writeValue(value)
+        w.endFrame()
+        state.withLock { s in
+            s.outbox.append(contentsOf: w.bytes)
+            queuedBytes.store(s.outbox.count, ordering: .relaxed)
+        }
+    }
+
+    /// Asks the host to stop relaying call `id`'s callbacks. Their stream ends when the host
+    /// confirms with a release (or at once, when nothing was live any more).
+    func cancelCallbacks(_ id: UInt32) {
+        enum Next { case none, queued, send }
+        let next: Next = state.withLock { s in
+            guard s.closed == nil, s.subscriptions[id] != nil else { return .none }
+            var w = WireWriter(capacity: 16)
+            w.beginFrame(.callbackCancel, id: id)
+            w.endFrame()
+            s.outbox.append(contentsOf: w.bytes)
+            queuedBytes.store(s.outbox.count, ordering: .relaxed)
+            if s.readerPolling || s.flushing { return .queued }
+            s.flushing = true
+            return .send
+        }
+        if case .send = next {
+            do throws(SpaceError) { try sendQueued() } catch { close(with: closeReason()) }
+        }
     }
 
     // MARK: Reader thread
@@ -499,7 +569,7 @@ final class Channel: @unchecked Sendable {
                     if state.withLock({ $0.closed != nil || $0.stopThread }) { return }
                 case .done, .waitedTooLong:
                     let released: Bool = state.withLock { s in
-                        guard s.outstanding == 0 && s.outbox.isEmpty else { return false }
+                        guard s.outstanding == 0 && s.subscriptions.isEmpty && s.outbox.isEmpty else { return false }
                         s.readerBusy = false
                         s.readerPolling = false
                         s.threadReads = false
@@ -541,9 +611,12 @@ final class Channel: @unchecked Sendable {
     /// Fails every waiter with `error`, once; later requests fail with it too.
     func close(with error: SpaceError) {
         var resumes: [UnsafeContinuation<Result<Value, SpaceError>, Never>] = []
+        var subscriptions: [CallbackSubscription] = []
         let first: Bool = state.withLock { s in
             guard s.closed == nil else { return false }
             s.closed = error
+            subscriptions = Array(s.subscriptions.values)
+            s.subscriptions.removeAll()
             for (id, w) in s.waiters {
                 switch w {
                 case .pending: s.waiters[id] = .finished(.failure(error))
@@ -560,6 +633,7 @@ final class Channel: @unchecked Sendable {
         }
         guard first else { return }
         isClosed.store(true, ordering: .relaxed)
+        for sub in subscriptions { sub.finish(throwing: error) }
         for c in resumes { c.resume(returning: .failure(error)) }
         wakeThread()
         onClose(error)

@@ -18,6 +18,7 @@ extension SpaceConfiguration {
     /// - `inactivityTimeout`: integer ≥ 0 (0 never stops an idle host).
     /// - `paths`: array of non-empty strings; relative entries are resolved against `baseDirectory`.
     /// - `control.forkTimeout`, `control.stopTimeout`: integers > 0.
+    /// - `maxCallbacks`: integer > 0, the most callbacks a host holds at once.
     ///
     /// Keys accepted, type-checked, and ignored with a warning until they are implemented:
     /// `workers` (integer ≥ 1), `callTimeout`, `control.exitThreshold`, `control.allowedSequentialDeaths`
@@ -95,6 +96,8 @@ extension SpaceConfiguration {
                         check.unknown(subKey)
                     }
                 }
+            case "maxCallbacks":
+                maxCallbacks = try check.integer(value, key, minimum: 1, "a positive integer")
             case "workers":
                 _ = try check.integer(value, key, minimum: 1, "a positive integer")
                 check.notImplemented(key)

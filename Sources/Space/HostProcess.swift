@@ -44,7 +44,8 @@ final class HostProcess: Sendable {
         let l = config.limits
         var argv = [executable, "--channel-fd", "3", "--parent-pid", String(getpid()),
                     "--max-frame-size", String(l.maxFrameSize), "--max-arguments", String(l.maxArguments),
-                    "--max-depth", String(l.maxDepth), "--max-string-length", String(l.maxStringLength)]
+                    "--max-depth", String(l.maxDepth), "--max-string-length", String(l.maxStringLength),
+                    "--max-callbacks", String(config.maxCallbacks)]
         for dir in searchPaths(config, executable: executable) {
             argv += ["--path", dir]
         }

@@ -179,9 +179,87 @@ public final class Space: Sendable {
         let host = try await host(starting: false)
         resetInactivity()
         defer { resetInactivity() }
-        return try await host.channel.request { w, id in
+        // A `cb:N` without a handler still needs its invocations read (and answered) until released.
+        var subscription: CallbackSubscription?
+        for a in arguments {
+            if case .callback = a {
+                subscription = CallbackSubscription(handlers: [], continuation: nil)
+                break
+            }
+        }
+        return try await host.channel.request(subscription: subscription) { w, id in
             w.writeCall(id: id, package: package, function: function, arguments: arguments)
         }
+    }
+
+    /// Calls `function` with callback handlers in place of `cb:N` (`.callback { args in ... }`).
+    ///
+    /// Handlers run for every invocation, during the call and after it returned, from whichever
+    /// plugin thread, until the plugin releases the callback, the space stops, or — for a
+    /// `SPACE_SCOPED` callback — the call returns. If a handler throws during the call, the call
+    /// fails with that error (``SpaceError/Code/callbackFailed``) after the function returned; the
+    /// plugin got the zero value for it. To see later errors, or to cancel, use ``stream(_:_:_:)``.
+    @_disfavoredOverload
+    @discardableResult
+    public func call(_ package: String, _ function: String, _ arguments: Argument...) async throws(SpaceError) -> Value {
+        try await call(package, function, arguments: arguments)
+    }
+
+    /// Calls `function` with callback handlers in place of `cb:N` (see ``call(_:_:_:)-(_,_,Argument...)``).
+    @_disfavoredOverload
+    @discardableResult
+    public func call(_ package: String, _ function: String, arguments: [Argument]) async throws(SpaceError) -> Value {
+        let (result, subscription) = try await start(package, function, arguments, continuation: nil)
+        if let e = subscription.firstError { throw e }
+        return result
+    }
+
+    /// Calls `function` and returns its result together with the stream of its callbacks'
+    /// invocations, which goes on after the call returned (a timer, a feed) until the plugin releases
+    /// the callbacks, ``CallbackCall/cancel()`` is called, the stream's consumer stops, or the space
+    /// stops (then the stream fails with the reason).
+    public func stream(_ package: String, _ function: String, _ arguments: Argument...) async throws(SpaceError) -> CallbackCall {
+        try await stream(package, function, arguments: arguments)
+    }
+
+    /// See ``stream(_:_:_:)``.
+    public func stream(_ package: String, _ function: String, arguments: [Argument]) async throws(SpaceError) -> CallbackCall {
+        let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
+        let (result, subscription) = try await start(package, function, arguments, continuation: continuation)
+        return CallbackCall(result: result, invocations: invocations, cancelAction: subscription.cancel)
+    }
+
+    private func start(
+        _ package: String, _ function: String, _ arguments: [Argument],
+        continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?
+    ) async throws(SpaceError) -> (Value, CallbackSubscription) {
+        if arguments.count > configuration.limits.maxArguments {
+            throw SpaceError(.tooLarge, "\(arguments.count) arguments exceed the limit of \(configuration.limits.maxArguments)")
+        }
+        var handlers: [CallbackHandler?] = []
+        var values: [Value] = []
+        values.reserveCapacity(arguments.count)
+        for a in arguments {
+            if case .callback(_, let handler) = a.kind { handlers.append(handler) }
+            values.append(a.wire)
+        }
+        let host = try await host(starting: false)
+        resetInactivity()
+        defer { resetInactivity() }
+        let subscription = CallbackSubscription(handlers: handlers, continuation: continuation)
+        let channel = host.channel
+        subscription.cancel = { [weak channel, weak subscription] in
+            guard let channel, let subscription else { return }
+            channel.cancelCallbacks(subscription.id)
+        }
+        continuation?.onTermination = { [weak channel, weak subscription] termination in
+            guard case .cancelled = termination, let channel, let subscription else { return }
+            channel.cancelCallbacks(subscription.id)
+        }
+        let result = try await channel.request(subscription: subscription) { w, id in
+            w.writeCall(id: id, package: package, function: function, arguments: values)
+        }
+        return (result, subscription)
     }
 
     /// Asks the host to answer; proves it is alive and responsive.

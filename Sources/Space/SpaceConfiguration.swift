@@ -16,6 +16,10 @@ public struct SpaceConfiguration: Sendable, Hashable {
     public var hostExecutable: String?
     /// Environment variables for the host; nil passes this process's environment.
     public var environment: [String: String]?
+    /// Most callbacks (closures made for `cb:` arguments, live or revoked) a host holds at once; a
+    /// call that would make more fails with ``SpaceError/Code/tooLarge`` before the plugin runs.
+    /// Default 4,096.
+    public var maxCallbacks: Int
 
     /// Timeouts of the process lifecycle, in milliseconds.
     public struct Control: Sendable, Hashable {
@@ -34,7 +38,8 @@ public struct SpaceConfiguration: Sendable, Hashable {
     /// Creates a configuration; every parameter has the documented default.
     public init(inactivityTimeout: Int = 3_600_000, paths: [String] = [], control: Control = Control(),
                 limits: WireLimits = .default, hostExecutable: String? = nil,
-                environment: [String: String]? = nil) {
+                environment: [String: String]? = nil, maxCallbacks: Int = 4096) {
+        self.maxCallbacks = maxCallbacks
         self.inactivityTimeout = inactivityTimeout
         self.paths = paths
         self.control = control

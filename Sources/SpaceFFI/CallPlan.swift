@@ -39,6 +39,8 @@ enum ParameterPlan {
     case pointer(PointerPlan)
     /// Filled by the host: the element count of the in/in-out arrays at these parameter indices.
     case length(of: [Int], Scalar)
+    /// A function pointer: the caller passes `cb:N` and the host passes a closure.
+    case callback(CallbackSignature)
 
     /// The integer type of a parameter that can hold a length or capacity.
     var integer: Scalar? {
@@ -46,6 +48,11 @@ enum ParameterPlan {
         case .scalar(let s) where s.isInteger, .length(_, let s): return s
         default: return nil
         }
+    }
+
+    var isCallback: Bool {
+        if case .callback = self { return true }
+        return false
     }
 
     var isVisible: Bool {
@@ -124,9 +131,10 @@ struct CallPlan {
                     throw fail(i, "the struct is not defined")
                 }
                 parameters.append(.structValue(layout))
-            case .functionPointer:
-                unsupported = unsupported ?? "\(label(i)) is a callback (\(p.type)); callback parameters are not supported by this host yet"
-                parameters.append(.scalar(.uint64))
+            case .functionPointer(let f):
+                let signature = try CallbackSignature(f, scoped: p.isScoped, label: label(i), layouts: &layouts)
+                if let why = signature.unsupported { unsupported = unsupported ?? why }
+                parameters.append(.callback(signature))
             case .pointer(let pointee, let isConst):
                 parameters.append(try pointerPlan(i, p, pointee: pointee, isConst: isConst, params: params,
                                                   layouts: &layouts, fail: fail))

@@ -52,6 +52,7 @@ public final class FFIFunction {
         let plan = try CallPlan(type, name: name, structs: structs, resolve: resolve)
         self.plan = plan
         self.unsupported = plan.unsupported
+        takesCallbacks = plan.parameters.contains { $0.isCallback }
         resultFieldCount = (plan.result.returnsValue ? 1 : 0) + plan.outputs.count + (type.capturesErrno ? 1 : 0)
         let n = plan.parameters.count
         cif = .allocate(capacity: 1)
@@ -79,9 +80,12 @@ public final class FFIFunction {
         switch p {
         case .scalar(let s), .length(_, let s): return s.ffiType
         case .structValue(let l): return l.ffiType
-        case .string, .handle, .pointer: return cs_ffi_type_pointer()
+        case .string, .handle, .pointer, .callback: return cs_ffi_type_pointer()
         }
     }
+
+    /// Whether a parameter is a callback slot (`cb:N`).
+    public let takesCallbacks: Bool
 
     /// The number of arguments a caller passes (out-parameters and lengths the host fills are not
     /// passed; a variadic function takes at least this many).
@@ -101,6 +105,10 @@ public final class FFIFunction {
         var buffers: [(pointer: UnsafeMutableRawPointer?, count: Int)] = []
         /// Handles passed to `SPACE_RELEASE` parameters.
         var released: [UInt64] = []
+        /// `cb:` placeholders seen so far.
+        var callbacks = 0
+        /// Makes the closures for `cb:` arguments.
+        unowned(unsafe) var factory: CallbackFactory?
 
         /// Memory the call owns until its reply is written. Refuses more than `CallState.maxBytes`
         /// in one piece, and reports an allocation failure instead of trapping.
@@ -122,9 +130,11 @@ public final class FFIFunction {
 
     /// Calls the function with `count` tagged arguments read from `args`, and appends the tagged
     /// result to `out`. Arguments are checked against the declaration before anything runs; handles
-    /// are looked up in and added to `handles`.
+    /// are looked up in and added to `handles`; closures for `cb:` arguments come from `callbacks`
+    /// (without one, a `cb:` argument is refused).
     public func call(
-        arguments args: inout WireReader, count: Int, handles: HandleTable, into out: inout WireWriter
+        arguments args: inout WireReader, count: Int, handles: HandleTable, callbacks: CallbackFactory? = nil,
+        into out: inout WireWriter
     ) throws(SpaceError) {
         if let unsupported {
             throw SpaceError(.unsupportedType, "\(name) cannot be called: \(unsupported)")
@@ -147,6 +157,7 @@ public final class FFIFunction {
             let rvalue = base + total * 16
             let values = (rvalue + returnBytes).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: max(total, 1))
             var state = CallState()
+            state.factory = callbacks
             defer { state.free() }
             if !plan.isSimple { state.buffers = Array(repeating: (nil, 0), count: n) }
             for i in 0..<total { values[i] = base + i * 16 }
@@ -187,6 +198,7 @@ public final class FFIFunction {
             }
 
             // 4. The call.
+            if state.callbacks > 0 { callbacks?.willCall() }
             var error: Int32 = 0
             if type.capturesErrno {
                 cs_ffi_call_errno(cif, code, rvalue, values, &error)
@@ -256,7 +268,31 @@ public final class FFIFunction {
         values: UnsafeMutablePointer<UnsafeMutableRawPointer?>, state: inout CallState, handles: HandleTable
     ) throws(SpaceError) {
         let tag = try args.readTag()
+        if tag == .callback, !plan.parameters[i].isCallback {
+            let arity = try args.readU8()
+            throw Self.mismatch(type.parameters[i].type.description, "cb:\(arity)",
+                                "a cb: placeholder goes where the declaration has a function pointer")
+        }
         switch plan.parameters[i] {
+        case .callback(let signature):
+            switch tag {
+            case .null:
+                slot.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+            case .callback:
+                let arity = Int(try args.readU8())
+                let label = "parameter \(i)\(type.parameters[i].name.map { " (\($0))" } ?? "")"
+                guard let factory = state.factory else {
+                    throw SpaceError(.unsupportedType, "\(name): callbacks cannot be made here")
+                }
+                let shape = try signature.shape(arity: arity, label: label)
+                let closure = try factory.makeCallback(CallbackShapeReference(shape: shape), slot: state.callbacks,
+                                                       scoped: signature.isScoped, owner: owner)
+                state.callbacks += 1
+                slot.storeBytes(of: closure.code, as: UnsafeMutableRawPointer?.self)
+            default:
+                throw Self.mismatch("cb:N (\(type.parameters[i].type))", try Self.describe(tag, &args),
+                                    "a function pointer takes a cb:N placeholder (or null)")
+            }
         case .scalar(let s):
             try Self.storeScalar(s, tag: tag, from: &args, into: slot, declared: type.parameters[i].type.description)
         case .string:
@@ -664,7 +700,7 @@ public final class FFIFunction {
         }
     }
 
-    private static func encodeString(_ p: UnsafePointer<CChar>?, into out: inout WireWriter) {
+    static func encodeString(_ p: UnsafePointer<CChar>?, into out: inout WireWriter) {
         guard let p else {
             out.writeValue(.null)
             return
@@ -673,7 +709,7 @@ public final class FFIFunction {
     }
 
     /// C text as a string, or as the exact bytes when it is not UTF-8 (never a mangled string).
-    private static func encodeText(_ raw: UnsafeRawBufferPointer, into out: inout WireWriter) {
+    static func encodeText(_ raw: UnsafeRawBufferPointer, into out: inout WireWriter) {
         if String(validating: raw, as: UTF8.self) != nil {
             out.writeStringValue(bytes: raw)
         } else {

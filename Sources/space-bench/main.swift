@@ -6,6 +6,7 @@
 // See docs/benchmarks.md.
 import CSpaceSystem
 import Space
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,7 @@ struct Options {
     var coldStarts = 15
     /// 1 MiB round trips per round.
     var megabyteCalls = 40
+    var callbackEvents = 1_000_000
     /// Only the sequential phase (for profiling).
     var sequentialOnly = false
     /// Only the buffer phase (for profiling).
@@ -36,6 +38,7 @@ struct Options {
                 o.inflightCalls = 20_000
                 o.coldStarts = 3
                 o.megabyteCalls = 5
+                o.callbackEvents = 100_000
             case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
             case "--calls": o.callsPerRound = Int(args.popFirst() ?? "") ?? o.callsPerRound
             case "--sequential-only": o.sequentialOnly = true
@@ -258,6 +261,9 @@ func run(_ o: Options) async throws {
 
     let rss = space.pid.map(rssKB) ?? -1
 
+    // Callbacks (after the RSS reading: the events plugin starts threads).
+    let cb = try await callbacks(space, events: o.callbackEvents, rounds: o.rounds, perRound: o.callsPerRound)
+
     // Buffers: bytes.copy takes a buffer and gives the same bytes back, beside a floor that echoes a
     // message of the same size. (After the RSS reading: a 1 MiB call grows the host's buffers.)
     try await space.add("text")
@@ -299,6 +305,9 @@ func run(_ o: Options) async throws {
         ("floor_1m_same_core_rtt_p50_ns", "\(mib1.sameCore)", "the same, both processes on one core, p50"),
         ("call_1m_rtt_p50_ns", "\(mib1.call)", "space call text bytes.copy, 1 MiB in and out, p50"),
         ("call_1m_over_floor_p50", fmt(Double(mib1.call) / Double(max(mib1.floor, 1)), 3), "ratio"),
+        ("callbacks_per_s", "\(Int(cb.perSecond))", "events timer.every 0 N cb:1: events from a plugin thread to a handler (target >= 500000)"),
+        ("callback_return_rtt_p50_ns", "\(cb.rttP50)", "events storm.ask 1 N: returning callback answered by the parent, p50"),
+        ("callback_return_over_floor_p50", fmt(Double(cb.rttP50) / Double(max(floorP50, 1)), 3), "ratio (target <= 1.3)"),
         ("cold_start_ms", fmt(Double(percentile(colds, 0.5)) / 1e6, 3), "launch + add calc + first result, p50 (target <= 3)"),
         ("host_idle_rss_kb", "\(rss)", "host RSS with calc loaded (target <= 5120)"),
     ]
@@ -312,6 +321,43 @@ func run(_ o: Options) async throws {
             print("\(r.0)\(pad)  \(v)   \(r.2)")
         }
     }
+}
+
+/// Callback throughput (void events from a plugin thread, one call) and the round trip of a returning
+/// callback: the time between consecutive invocations of a plugin loop that asks the parent each
+/// time is one answer's round trip (event out, answer back, next event out).
+func callbacks(_ space: Space, events: Int, rounds: Int, perRound: Int) async throws -> (perSecond: Double, rttP50: UInt64) {
+    try await space.add("events")
+    // Warm up.
+    _ = try await space.call("events", "timer.every", 0, 10_000, .callback { _ in })
+    var best = 0.0
+    for _ in 0..<max(rounds / 2, 1) {
+        let counter = Atomic<Int>(0)
+        let t0 = monotonicNanoseconds()
+        let r = try await space.call("events", "timer.every", 0, .value(.int(Int64(events))), .callback { _ in
+            counter.add(1, ordering: .relaxed)
+        })
+        let dt = monotonicNanoseconds() - t0
+        guard r == .int(Int64(events)), counter.load(ordering: .relaxed) == events else {
+            fatalError("timer.every delivered \(counter.load(ordering: .relaxed)) of \(events) (\(r))")
+        }
+        best = max(best, Double(events) / (Double(dt) / 1e9))
+    }
+    let stamps = Mutex<[UInt64]>([])
+    stamps.withLock { $0.reserveCapacity(rounds * perRound + 1) }
+    for _ in 0..<rounds {
+        stamps.withLock { $0.append(0) }  // round boundary
+        _ = try await space.call("events", "storm.ask", 1, .value(.int(Int64(perRound))), .callback { _ -> Value in
+            stamps.withLock { $0.append(monotonicNanoseconds()) }
+            return .int(1)
+        })
+    }
+    var deltas: [UInt64] = []
+    stamps.withLock { s in
+        for i in 1..<s.count where s[i] != 0 && s[i - 1] != 0 { deltas.append(s[i] - s[i - 1]) }
+    }
+    deltas.sort()
+    return (best, percentile(deltas, 0.5))
 }
 
 /// Runs `body` on a new thread pinned to `cpu` and waits for its result.

@@ -15,6 +15,7 @@ struct Options {
     var searchPaths: [String] = []
     var parentPID: pid_t = 0
     var limits = WireLimits.default
+    var maxCallbacks = 4096
 
     static func parse(_ args: [String]) -> Options {
         var o = Options()
@@ -29,6 +30,7 @@ struct Options {
             case "--max-frame-size": o.limits.maxFrameSize = Int(next ?? "") ?? o.limits.maxFrameSize; i += 1
             case "--max-arguments": o.limits.maxArguments = Int(next ?? "") ?? o.limits.maxArguments; i += 1
             case "--max-depth": o.limits.maxDepth = Int(next ?? "") ?? o.limits.maxDepth; i += 1
+            case "--max-callbacks": o.maxCallbacks = Int(next ?? "") ?? o.maxCallbacks; i += 1
             case "--max-string-length": o.limits.maxStringLength = Int(next ?? "") ?? o.limits.maxStringLength; i += 1
             case "--version":
                 print("space-host \(hostVersion) (protocol \(Wire.protocolVersion))")
@@ -60,26 +62,43 @@ final class Host {
     var recentNext = 0
     /// Package names in add order, so shutdown runs deinit hooks in reverse.
     var addOrder: [String] = []
+    /// Replies of the current batch of requests, sent together by ``flush()``.
     @exclusivity(unchecked) var out = WireWriter(capacity: 64 << 10)
     /// Opaque pointers handed to callers as handles; they die with their plugin or the space.
     let handles = HandleTable()
     /// The id the next plugin's handles are owned by.
     var nextPluginID = 1
+    /// Everything written to the channel goes through here (replies, callback events).
+    let outbox: Outbox
+    /// The read side, shared with plugin threads waiting for callback answers.
+    let inbound: Inbound
+    /// The closures made for `cb:` arguments.
+    let callbacks: Callbacks
 
     init(options: Options) {
         self.fd = options.channelFD
         self.options = options
         self.limits = options.limits
+        outbox = Outbox(fd: options.channelFD)
+        inbound = Inbound(fd: options.channelFD, limits: options.limits)
+        callbacks = Callbacks(outbox: outbox, inbound: inbound, limits: options.limits, maxCallbacks: options.maxCallbacks)
+        hostCallbacks = callbacks
     }
 
     /// Serves requests until the client hangs up or asks for a shutdown.
+    ///
+    /// The loop holds the read role while it reads and lets go of it while it runs a request, so a
+    /// plugin thread waiting for a callback's answer can read meanwhile; frames such a thread reads
+    /// are queued for this loop and handled before anything read after them.
     func run() -> Never {
-        let input = FrameInput(limits: limits)
+        let input = inbound.input
         out.beginFrame(.hello, id: 0)
         Hello(pid: getpid(), maxFrameSize: UInt32(limits.maxFrameSize), hostVersion: hostVersion).encode(into: &out)
         out.endFrame()
         flush()
         while true {
+            if handleQueued() { flush() }
+            if !inbound.acquireForCallThread() { continue }
             let n: Int
             do {
                 n = try input.fill(from: fd, spinNanoseconds: 20_000)
@@ -87,10 +106,27 @@ final class Host {
                 fail("reading the channel: \(error)")
             }
             if n == 0 { exit(0) }  // the client is gone
-            if n < 0 { continue }
+            if n < 0 {
+                inbound.release()
+                continue
+            }
             do {
                 while let frame = try input.next() {
+                    if frame.kind == .callbackReturn {
+                        inbound.deliverAnswer(frame)
+                        continue
+                    }
+                    // Let callback threads read while this request runs; its bytes stay put.
+                    input.pin()
+                    inbound.release()
                     handle(frame)
+                    // Frames read by others meanwhile came before anything still buffered.
+                    while true {
+                        _ = handleQueued()
+                        if inbound.acquireForCallThread() { break }
+                        flush()
+                    }
+                    input.unpin()
                 }
             } catch {
                 // Frame boundaries are lost; nothing after this can be trusted.
@@ -100,23 +136,35 @@ final class Host {
                 flush()
                 fail("bad frame from the client: \(error)")
             }
+            inbound.release()
             flush()
         }
     }
 
-    private func flush() {
-        guard !out.bytes.isEmpty else { return }
-        do {
-            try writeAll(fd, out.bytes)
-        } catch {
-            exit(0)  // the client is gone
+    /// Handles the frames callback threads read for this loop. Returns whether there were any.
+    private func handleQueued() -> Bool {
+        guard inbound.hasQueued else { return false }
+        let frames = inbound.takeQueued()
+        for f in frames {
+            f.payload.withUnsafeBytes { raw in
+                handle(Frame(kind: f.kind, id: f.id, payload: raw))
+            }
         }
+        return !frames.isEmpty
+    }
+
+    /// Sends the replies of this batch, after every frame appended before them.
+    func flush() {
+        if out.bytes.isEmpty {
+            if outbox.hasPending { outbox.flushNow() }
+            return
+        }
+        out.bytes.withUnsafeBytes { outbox.flushNow(extra: $0) }
         out.removeAll()
     }
 
     private func fail(_ message: String) -> Never {
-        writeStandardError("space-host: \(message)\n")
-        exit(3)
+        fatal(message)
     }
 
     private func handle(_ frame: Frame) {
@@ -136,11 +184,15 @@ final class Host {
             case .ping:
                 try r.expectEnd("ping")
                 try reply(frame.id, .null)
+            case .callbackCancel:
+                try r.expectEnd("callbackCancel")
+                callbacks.cancel(frame.id)
             case .shutdown:
                 for name in addOrder.reversed() {
                     guard let plugin = plugins[name] else { continue }
                     handles.releaseAll(owner: plugin.id)
                     plugin.runDeinit()
+                    callbacks.releaseAll(owner: plugin.id)
                 }
                 try reply(frame.id, .null)
                 flush()
@@ -171,15 +223,23 @@ final class Host {
         let pkg = try r.readSlice()
         let fn = try r.readSlice()
         let argc = try r.readArgumentCount()
+        if Self.equal(Self.builtinPackage, pkg) {
+            try builtin(id, String(decoding: fn, as: UTF8.self), argc, &r)
+            return
+        }
         let function = try resolve(pkg, fn)
-        if function.isSlow {
-            // Do not keep replies already computed waiting behind a call known to be slow.
+        if function.isSlow || function.takesCallbacks || callbacks.allocated > 0 {
+            // Do not keep replies already computed waiting behind a call known to be slow, or one
+            // that may wait for a callback's answer.
             flush()
         }
         let started = function.isSlow ? 0 : monotonicNanoseconds()
+        callbacks.begin(id)
+        var failed = true
+        defer { callbacks.end(id, failed: failed) }
         out.beginFrame(.result, id: id)
         do throws(SpaceError) {
-            try function.call(arguments: &r, count: argc, handles: handles, into: &out)
+            try function.call(arguments: &r, count: argc, handles: handles, callbacks: callbacks, into: &out)
             if out.currentFrameSize > limits.maxFrameSize {
                 // The client would have to drop the channel over it; answer with an error instead.
                 throw SpaceError(.tooLarge, "the result of \(function.name) takes \(out.currentFrameSize) bytes, over the frame limit of \(limits.maxFrameSize) (limits.maxFrameSize)")
@@ -189,6 +249,7 @@ final class Host {
             throw error
         }
         out.endFrame()
+        failed = false
         if !function.isSlow && monotonicNanoseconds() - started > 20_000 {
             function.isSlow = true
         }
@@ -218,13 +279,34 @@ final class Host {
         return function
     }
 
+    /// The package of the host's own functions (`space.stats`); no plugin may take the name.
+    static let builtinPackage = Array("space".utf8)
+
+    /// The host's own functions.
+    private func builtin(_ id: UInt32, _ name: String, _ argc: Int, _ r: inout WireReader) throws(SpaceError) {
+        switch name {
+        case "stats":
+            guard argc == 0 else { throw SpaceError(.arityMismatch, "space.stats takes no arguments, got \(argc)") }
+            try r.expectEnd("space.stats")
+            let value: Value = [
+                "pid": .int(Int64(getpid())),
+                "packages": .array(addOrder.map { .string($0) }),
+                "handles": .int(Int64(handles.count)),
+                "callbacks": callbacks.stats,
+            ]
+            try reply(id, value)
+        default:
+            throw SpaceError(.unknownFunction, "the host's package 'space' has no function '\(name)' (it has: stats)")
+        }
+    }
+
     @inline(__always)
     private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
         a.count == b.count && a.withUnsafeBytes { memcmp($0.baseAddress!, b.baseAddress!, b.count) == 0 }
     }
 
     private func add(_ request: AddRequest) throws(SpaceError) -> Value {
-        let plugin = try Plugin.load(request, searchPaths: options.searchPaths, id: nextPluginID) { plugins[$0] != nil }
+        let plugin = try Plugin.load(request, searchPaths: options.searchPaths, id: nextPluginID) { plugins[$0] != nil || $0 == "space" }
         nextPluginID += 1
         plugins[plugin.name] = plugin
         addOrder.append(plugin.name)
@@ -240,6 +322,8 @@ final class Host {
         recent.removeAll()
         handles.releaseAll(owner: plugin.id)
         plugin.runDeinit()
+        // After deinit: the plugin's threads are stopped, so none is inside a closure.
+        callbacks.releaseAll(owner: plugin.id)
     }
 }
 

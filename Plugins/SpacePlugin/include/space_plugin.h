@@ -105,6 +105,35 @@ typedef struct space_plugin {
     after it is copied; a returned handle when the plugin is removed or the space stops. */
 #define SPACE_FREE(fn)
 
+/** On a function-pointer parameter: the function calls this callback only before it returns (a
+    comparator, a visitor). The host frees the callback when the call returns, and the caller's stream
+    of its invocations ends there. Without it a callback lives until the plugin releases it with
+    space_callback_release, the caller cancels it, or the space stops (docs/callbacks.md). */
+#define SPACE_SCOPED
+
+/**
+ * Callbacks. A function-pointer parameter of an entry is a callback slot: the caller passes `cb:N`
+ * and the plugin receives a real C function pointer (a libffi closure made by the host). Calling it,
+ * from any thread, any number of times, relays the call to the caller; a callback that returns a value
+ * blocks the calling thread until the caller's answer comes back.
+ *
+ * space_callback_release(fn) tells the host the plugin will not call `fn` again: the host frees the
+ * closure and the caller's stream of its invocations ends. Call it from any thread. Calling `fn` after
+ * releasing it is a use-after-free, as with free(3). Outside a space host (e.g. a unit test that
+ * dlopens the plugin directly) it does nothing.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+/** Exported by space-host; weak so a plugin still loads where no host defines it. */
+extern void space_host_callback_release(const void *fn) __attribute__((weak));
+#else
+extern void space_host_callback_release(const void *fn);
+#endif
+
+/** Releases the callback `fn` (see above). */
+static inline void space_callback_release(const void *fn) {
+    if (space_host_callback_release) space_host_callback_release(fn);
+}
+
 /** Stores a function of any type in an entry. */
 #define SPACE_FN(f) ((space_fn)(f))
 /** Ends an entry table. */

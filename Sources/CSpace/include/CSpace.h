@@ -9,6 +9,9 @@
 //   the thread-local `errno` the runtime may run code (allocation, retain/release) that changes it.
 // - `cs_ffi_struct_offsets` exposes `ffi_get_struct_offsets`, which also completes a struct type's
 //   size and alignment, so struct layouts come from libffi's own ABI rules rather than a copy of them.
+// - `cs_closure_new` / `cs_closure_free` wrap `ffi_closure_alloc` + `ffi_prep_closure_loc`: the size
+//   of `ffi_closure` (a trampoline union Swift imports poorly) stays on the C side, and the two-step
+//   allocate-then-prepare, with its cleanup on failure, is one call.
 #ifndef CSPACE_H
 #define CSPACE_H
 
@@ -51,5 +54,19 @@ ffi_status cs_ffi_struct_offsets(ffi_type *type, size_t *offsets);
 
 /// `FFI_TYPE_STRUCT`, for building struct types from Swift.
 unsigned short cs_ffi_type_struct_tag(void);
+
+/// The function a closure runs: libffi passes the cif, the return slot, the argument pointers and
+/// the closure's user data.
+typedef void (*cs_closure_fn)(ffi_cif *cif, void *ret, void **args, void *user_data);
+
+/// Makes a closure: a real C function pointer (`*code`) with the signature `cif` that runs `fn` with
+/// `user_data`. `cif` must outlive the closure. Returns the closure to free, or NULL on failure.
+void *cs_closure_new(ffi_cif *cif, cs_closure_fn fn, void *user_data, void **code);
+
+/// Points a closure at new user data (its owner, once that exists).
+void cs_closure_set_user_data(void *closure, void *user_data);
+
+/// Frees a closure made by `cs_closure_new`; its code pointer must not be called afterwards.
+void cs_closure_free(void *closure);
 
 #endif
