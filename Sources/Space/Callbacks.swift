@@ -126,9 +126,8 @@ final class CallbackSubscription: @unchecked Sendable {
             do {
                 answer = try handler(event.arguments)
             } catch {
-                let e = (error as? SpaceError) ?? SpaceError(.callbackFailed, "the handler of callback \(event.slot) threw: \(error)")
-                fail(e.code == .callbackFailed ? e : SpaceError(.callbackFailed, "the handler of callback \(event.slot) threw: \(e.message)"))
-                answer = .null
+                let why = (error as? SpaceError)?.message ?? "\(error)"
+                fail(SpaceError(.callbackFailed, "the handler of callback \(event.slot) threw: \(why)"))
             }
         }
         continuation?.yield(CallbackInvocation(slot: event.slot, sequence: event.sequence, arguments: event.arguments))

@@ -189,11 +189,7 @@ final class Channel: @unchecked Sendable {
                 s.subscriptions[id] = subscription
             }
             owed.store(s.outstanding + s.subscriptions.count, ordering: .relaxed)
-            s.outbox.append(contentsOf: writer.bytes)
-            queuedBytes.store(s.outbox.count, ordering: .relaxed)
-            if s.readerPolling || s.flushing { return .queued }
-            s.flushing = true
-            return .send
+            return enqueue(writer.bytes, &s) ? .send : .queued
         }
         switch next {
         case .closed(let c):
@@ -527,28 +523,31 @@ final class Channel: @unchecked Sendable {
         w.beginFrame(.callbackReturn, id: token)
         w.writeValue(value)
         w.endFrame()
-        state.withLock { s in
-            s.outbox.append(contentsOf: w.bytes)
-            queuedBytes.store(s.outbox.count, ordering: .relaxed)
-        }
+        // The role holder flushes right after reading, so this never sends by itself.
+        state.withLock { s in _ = enqueue(w.bytes, &s, sendsLater: true) }
+    }
+
+    /// Queues `bytes` behind everything queued before (lock held). Returns true when the caller
+    /// must send the queue itself (`flushing` is then set for it): nobody polling or sending will.
+    private func enqueue(_ bytes: [UInt8], _ s: inout State, sendsLater: Bool = false) -> Bool {
+        s.outbox.append(contentsOf: bytes)
+        queuedBytes.store(s.outbox.count, ordering: .relaxed)
+        if sendsLater || s.readerPolling || s.flushing { return false }
+        s.flushing = true
+        return true
     }
 
     /// Asks the host to stop relaying call `id`'s callbacks. Their stream ends when the host
     /// confirms with a release (or at once, when nothing was live any more).
     func cancelCallbacks(_ id: UInt32) {
-        enum Next { case none, queued, send }
-        let next: Next = state.withLock { s in
-            guard s.closed == nil, s.subscriptions[id] != nil else { return .none }
-            var w = WireWriter(capacity: 16)
-            w.beginFrame(.callbackCancel, id: id)
-            w.endFrame()
-            s.outbox.append(contentsOf: w.bytes)
-            queuedBytes.store(s.outbox.count, ordering: .relaxed)
-            if s.readerPolling || s.flushing { return .queued }
-            s.flushing = true
-            return .send
+        var w = WireWriter(capacity: 16)
+        w.beginFrame(.callbackCancel, id: id)
+        w.endFrame()
+        let send: Bool = state.withLock { s in
+            guard s.closed == nil, s.subscriptions[id] != nil else { return false }
+            return enqueue(w.bytes, &s)
         }
-        if case .send = next {
+        if send {
             do throws(SpaceError) { try sendQueued() } catch { close(with: closeReason()) }
         }
     }

@@ -10,6 +10,7 @@
 import CSpaceSystem
 import SpaceFFI
 import SpaceWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -50,8 +51,14 @@ final class Callbacks: CallbackSink, CallbackFactory, @unchecked Sendable {
         self.maxCallbacks = maxCallbacks
     }
 
-    /// Closures alive (live or revoked); read without the lock as a hint by the call thread.
-    private(set) var allocated = 0
+    /// Closures alive (live or revoked). Guarded by outbox.lock.
+    private var allocated = 0 {
+        didSet { anyAllocated.store(allocated > 0, ordering: .relaxed) }
+    }
+    private let anyAllocated = Atomic<Bool>(false)
+
+    /// Whether any closure is alive: a call may then wait for a callback's answer (lock-free).
+    var holdsAny: Bool { anyAllocated.load(ordering: .relaxed) }
 
     // MARK: Making closures (call thread)
 

@@ -6,6 +6,7 @@
 //   thread that runs calls. No thread hands a frame to another unless it has to.
 import CSpaceSystem
 import SpaceWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -126,12 +127,9 @@ final class Outbox: @unchecked Sendable {
     }
 
     private func wakeWriterLocked() {
-        if flushing { 
-            // The flusher takes another round or wakes the writer when it finishes.
-            writerWanted = true
-            return
-        }
         writerWanted = true
+        // A flusher at work takes another round, or wakes the writer when it finishes.
+        if flushing { return }
         if !writerStarted {
             writerStarted = true
             startWriter()
@@ -214,8 +212,8 @@ final class Inbound: @unchecked Sendable {
     /// Set while the call thread sleeps for the role or for queued frames.
     private var callThreadWaiting = false
     private let callThreadWake = Lock.Condition()
-    /// True while queued frames wait for the call thread (read without the lock as a hint).
-    private(set) var hasQueued = false
+    /// True while queued frames wait for the call thread (read without the lock).
+    let hasQueued = Atomic<Bool>(false)
 
     /// One thread waiting for a callback's answer.
     final class Waiter {
@@ -238,7 +236,7 @@ final class Inbound: @unchecked Sendable {
         guard !queued.isEmpty else { return [] }
         let q = queued
         queued.removeAll()
-        hasQueued = false
+        hasQueued.store(false, ordering: .relaxed)
         return q
     }
 
@@ -351,7 +349,7 @@ final class Inbound: @unchecked Sendable {
                         let owned = OwnedFrame(kind: frame.kind, id: frame.id, payload: Array(frame.payload))
                         lock.lock()
                         queued.append(owned)
-                        hasQueued = true
+                        hasQueued.store(true, ordering: .relaxed)
                         if callThreadWaiting { callThreadWake.signal() }
                         lock.unlock()
                     }

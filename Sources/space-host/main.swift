@@ -143,7 +143,7 @@ final class Host {
 
     /// Handles the frames callback threads read for this loop. Returns whether there were any.
     private func handleQueued() -> Bool {
-        guard inbound.hasQueued else { return false }
+        guard inbound.hasQueued.load(ordering: .relaxed) else { return false }
         let frames = inbound.takeQueued()
         for f in frames {
             f.payload.withUnsafeBytes { raw in
@@ -228,7 +228,7 @@ final class Host {
             return
         }
         let function = try resolve(pkg, fn)
-        if function.isSlow || function.takesCallbacks || callbacks.allocated > 0 {
+        if function.isSlow || function.takesCallbacks || callbacks.holdsAny {
             // Do not keep replies already computed waiting behind a call known to be slow, or one
             // that may wait for a callback's answer.
             flush()
