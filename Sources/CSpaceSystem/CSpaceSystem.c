@@ -6,7 +6,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -82,4 +86,144 @@ int cs_pin_to_cpu(int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+
+int cs_spawn_detached(const char *path, char *const argv[], char *const envp[], int log_fd, pid_t *pid) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc != 0) return rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) { posix_spawn_file_actions_destroy(&fa); return rc; }
+    if ((rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0))) goto out;
+    if (log_fd >= 0) {
+        if ((rc = posix_spawn_file_actions_adddup2(&fa, log_fd, 1))) goto out;
+        if ((rc = posix_spawn_file_actions_adddup2(&fa, log_fd, 2))) goto out;
+    } else {
+        if ((rc = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0))) goto out;
+        if ((rc = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0))) goto out;
+    }
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3))) goto out;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    if ((rc = posix_spawnattr_setsigmask(&attr, &none))) goto out;
+    if ((rc = posix_spawnattr_setsigdefault(&attr, &all))) goto out;
+    if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID))) goto out;
+    rc = posix_spawn(pid, path, &fa, &attr, argv, envp);
+out:
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *addr) {
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof addr->sun_path) { errno = ENAMETOOLONG; return -1; }
+    memcpy(addr->sun_path, path, n + 1);
+    return 0;
+}
+
+int cs_unix_listen(const char *path, int backlog) {
+    struct sockaddr_un addr;
+    if (unix_address(path, &addr) != 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, backlog) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int cs_unix_connect(const char *path) {
+    struct sockaddr_un addr;
+    if (unix_address(path, &addr) != 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int rc;
+    do { rc = connect(fd, (struct sockaddr *)&addr, sizeof addr); } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int cs_peer_credentials(int fd, uid_t *uid, pid_t *pid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *uid = cred.uid;
+    *pid = cred.pid;
+    return 0;
+}
+
+static int epoll_control(int epfd, int op, int fd, unsigned events, unsigned long long tag) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = tag;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int cs_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int cs_epoll_del(int epfd, int fd) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+}
+
+int cs_accept(int listen_fd) { return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
+
+int cs_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
+
+int cs_epoll_add(int epfd, int fd, unsigned events, unsigned long long tag) {
+    return epoll_control(epfd, EPOLL_CTL_ADD, fd, events, tag);
+}
+
+int cs_epoll_mod(int epfd, int fd, unsigned events, unsigned long long tag) {
+    return epoll_control(epfd, EPOLL_CTL_MOD, fd, events, tag);
+}
+
+int cs_epoll_wait(int epfd, unsigned *events, unsigned long long *tags, int max, int timeout_ms) {
+    struct epoll_event evs[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, evs, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        events[i] = evs[i].events;
+        tags[i] = evs[i].data.u64;
+    }
+    return n;
+}
+
+static atomic_int signal_pipe_fd = -1;
+
+static void signal_to_pipe(int sig) {
+    int saved = errno;
+    int fd = atomic_load(&signal_pipe_fd);
+    if (fd >= 0) {
+        unsigned char b = (unsigned char)sig;
+        (void)!write(fd, &b, 1);
+    }
+    errno = saved;
+}
+
+int cs_signal_to_pipe(int sig, int fd) {
+    atomic_store(&signal_pipe_fd, fd);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = signal_to_pipe;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL);
 }

@@ -312,3 +312,99 @@ struct CallPlan {
         return .pointer(PointerPlan(element: element, direction: direction, count: count, isBytes: isBytes, isText: isText))
     }
 }
+
+// MARK: - What the caller passes
+
+/// One parameter as a caller sees it: a parameter the caller passes (lengths the host fills in and
+/// pure out-parameters are not callers' parameters), and what kind of value goes there. The host
+/// reports these in its `add` reply, so a client (the CLI) can type each argument by its declaration.
+public struct ParameterSummary: Sendable, Hashable {
+    /// What kind of value a caller passes for a parameter.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// An integer (any width; the host checks the range).
+        case integer
+        /// `float` or `double`: a number.
+        case float
+        /// `bool`: `true` or `false`.
+        case bool
+        /// A `char *` string, or an in-out `char` text buffer the caller fills with a string.
+        case string
+        /// A buffer of one-byte elements (or `void`) with a length: bytes.
+        case bytes
+        /// An array of non-byte elements (scalars, strings, handles or structs).
+        case array
+        /// A struct by value, or a pointer to one struct the caller passes as an object.
+        case `struct`
+        /// A pointer to one scalar (in or in-out): the caller passes the scalar.
+        case pointer
+        /// An opaque pointer the caller passes as a handle (or null).
+        case handle
+        /// A function pointer: a `cb:N` placeholder (or null).
+        case callback
+        /// Anything else: the value is taken as given.
+        case value
+    }
+
+    /// The declared name, or `argN` (N the parameter's index in the declaration) when unnamed.
+    public var name: String
+    /// The declared C type, as ``CType/description`` writes it (`"const char *"`).
+    public var type: String
+    /// What kind of value the caller passes.
+    public var kind: Kind
+    /// For callbacks: the number of arguments the callback is declared with, which the caller's
+    /// `cb:N` must give; nil for an unprototyped `void (*)()` slot and for other kinds.
+    public var arity: Int?
+
+    /// Creates a summary.
+    public init(name: String, type: String, kind: Kind, arity: Int? = nil) {
+        self.name = name
+        self.type = type
+        self.kind = kind
+        self.arity = arity
+    }
+}
+
+extension CallPlan {
+    /// The parameters a caller passes (``visible``), in order, described for callers of `type`.
+    func visibleParameters(of type: CFunctionType) -> [ParameterSummary] {
+        visible.map { i in
+            let p = type.parameters[i]
+            var arity: Int?
+            let kind: ParameterSummary.Kind
+            switch parameters[i] {
+            case .scalar(let s):
+                switch s {
+                case .bool: kind = .bool
+                case .float, .double: kind = .float
+                default: kind = .integer
+                }
+            case .string: kind = .string
+            case .structValue: kind = .struct
+            case .handle: kind = .handle
+            case .callback(let signature):
+                kind = .callback
+                arity = signature.arity
+            case .pointer(let plan): kind = Self.kind(of: plan)
+            case .length: kind = .value  // never visible; here for completeness
+            }
+            return ParameterSummary(name: p.name ?? "arg\(i)", type: p.type.description, kind: kind, arity: arity)
+        }
+    }
+
+    /// What a caller passes for an in or in-out data pointer (see `FFIFunction.storePointer`).
+    private static func kind(of p: PointerPlan) -> ParameterSummary.Kind {
+        if p.count == .one {
+            // One element: the caller passes the element itself.
+            switch p.element {
+            case .scalar: return .pointer
+            case .string: return .string
+            case .handle: return .handle
+            case .structure: return .struct
+            }
+        }
+        // An array: text comes as a string, other one-byte data as bytes.
+        if p.isText { return .string }
+        if p.isBytes { return .bytes }
+        return .array
+    }
+}

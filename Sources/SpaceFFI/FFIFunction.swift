@@ -94,6 +94,12 @@ public final class FFIFunction {
     /// The names of the arguments a caller passes, in order (`argN` for unnamed parameters).
     public var argumentNames: [String] { plan.visible.map { parameterName($0) } }
 
+    /// The parameters a caller passes, in order, each with its declared name and C type and the
+    /// kind of value that goes there (what ``call(arguments:count:handles:callbacks:into:)`` accepts
+    /// for it). Lengths the host fills in and pure out-parameters are not listed; a variadic function
+    /// (``CFunctionType/isVariadic``) takes extra arguments after these.
+    public var visibleParameters: [ParameterSummary] { plan.visibleParameters(of: type) }
+
     private func parameterName(_ i: Int) -> String { type.parameters[i].name ?? "arg\(i)" }
 
     // MARK: Calling

@@ -181,3 +181,35 @@ public struct CallbackFault: Sendable, Hashable {
         return fault
     }
 }
+
+/// The payload of a ``MessageKind/control`` frame: a request to the daemon.
+///
+/// ```
+/// str    operation   "attach", "ls", "status", "stats", "events", "kill", "reload", "info", "shutdown", ...
+/// value  arguments   an object (e.g. {"space": "default"}), or null
+/// ```
+public struct ControlRequest: Sendable, Hashable {
+    /// What to do.
+    public var operation: String
+    /// Its arguments.
+    public var arguments: Value
+
+    /// Creates a control request.
+    public init(_ operation: String, _ arguments: Value = .null) {
+        self.operation = operation
+        self.arguments = arguments
+    }
+
+    /// Appends the payload.
+    public func encode(into w: inout WireWriter) {
+        w.writeString(operation)
+        w.writeValue(arguments)
+    }
+
+    /// Reads the payload.
+    public static func decode(_ r: inout WireReader) throws(SpaceError) -> ControlRequest {
+        let request = ControlRequest(try r.readString(), try r.readValue())
+        try r.expectEnd("control")
+        return request
+    }
+}

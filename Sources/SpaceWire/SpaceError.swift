@@ -54,6 +54,12 @@ public struct SpaceError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A callback handler threw, or an invocation could not be relayed or answered as declared
         /// (the plugin got the zero value).
         public static let callbackFailed = Code(rawValue: "callbackFailed")
+        /// The daemon has no space of that name (a space is made by its first `add`).
+        public static let unknownSpace = Code(rawValue: "unknownSpace")
+        /// The daemon refused the connection: it serves only its own user.
+        public static let permissionDenied = Code(rawValue: "permissionDenied")
+        /// The daemon is not running (and was not to be started).
+        public static let daemonNotRunning = Code(rawValue: "daemonNotRunning")
     }
 
     /// Which argument a ``Code/badArgument`` error is about.

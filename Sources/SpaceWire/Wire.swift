@@ -50,6 +50,10 @@ public struct MessageKind: RawRepresentable, Sendable, Hashable, CustomStringCon
     /// `u64` sequence, `str` message.
     public static let callbackFault = MessageKind(rawValue: 0x14)
     // 0x15–0x1F stay reserved.
+    /// Client → daemon: a control request (`ls`, `status`, `kill`, ...); payload ``ControlRequest``.
+    /// Answered with a ``result`` or an ``error``; a following request (`events --follow`) may get a
+    /// stream of ``callbackEvent`` frames with its id, ended by a ``callbackRelease``. Hosts refuse it.
+    public static let control = MessageKind(rawValue: 0x20)
 
     /// The kind's name.
     public var description: String {
@@ -67,6 +71,7 @@ public struct MessageKind: RawRepresentable, Sendable, Hashable, CustomStringCon
         case .callbackRelease: return "callbackRelease"
         case .callbackCancel: return "callbackCancel"
         case .callbackFault: return "callbackFault"
+        case .control: return "control"
         default: return "kind(0x\(String(rawValue, radix: 16)))"
         }
     }

@@ -70,6 +70,15 @@ final class Plugin {
                 let f = functions[n]!
                 var fields: [Value.Field] = [.init("name", .string(n)), .init("declaration", .string(f.type.description))]
                 if let u = f.unsupported { fields.append(.init("unsupported", .string(u))) }
+                // What the caller passes, so a client can type its arguments (docs/plugin-abi.md).
+                fields.append(.init("parameters", .array(f.visibleParameters.map { p in
+                    var parameter: [Value.Field] = [
+                        .init("name", .string(p.name)), .init("type", .string(p.type)), .init("kind", .string(p.kind.rawValue)),
+                    ]
+                    if let arity = p.arity { parameter.append(.init("arity", .int(Int64(arity)))) }
+                    return .object(parameter)
+                })))
+                if f.type.isVariadic { fields.append(.init("variadic", .bool(true))) }
                 return .object(fields)
             })),
         ])
