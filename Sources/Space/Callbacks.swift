@@ -101,26 +101,65 @@ public struct CallbackCall: Sendable {
     public func cancel() { cancelAction() }
 }
 
-/// The client side of one call's callbacks: handlers by slot and the stream of invocations.
-final class CallbackSubscription: @unchecked Sendable {
+/// What a relaying subscription passes on (the daemon forwards these to its client).
+package enum RelayedCallback: Sendable {
+    /// An invocation; when `reply` is non-zero the plugin thread waits for
+    /// ``CallbackSubscription/answer(_:_:)`` with that token.
+    case event(CallbackEvent)
+    /// An invocation could not be relayed or answered as declared.
+    case fault(CallbackFault)
+    /// The host released the call's callbacks (`dropped` invocations after a cancel).
+    case released
+    /// The call's callbacks ended with an error (the call failed, or the space stopped or crashed).
+    case ended(SpaceError)
+}
+
+/// The client side of one call's callbacks: handlers by slot and the stream of invocations, or —
+/// for the daemon — a function that relays every event to somewhere else and answers later.
+package final class CallbackSubscription: @unchecked Sendable {
     /// The call's request id (set when it is sent).
     var id: UInt32 = 0
+    /// The channel the call went out on (set when it is sent); answers go back on it, so an answer
+    /// for a host that is gone is dropped rather than given to a stranger.
+    weak var channel: Channel?
     /// Asks the host to stop relaying (set by the space).
-    var cancel: @Sendable () -> Void = {}
+    var cancelAction: @Sendable () -> Void = {}
     private let handlers: [CallbackHandler?]
     private let continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?
+    private let forward: (@Sendable (RelayedCallback) -> Void)?
     private let state = Mutex<(firstError: SpaceError?, finished: Bool)>((nil, false))
 
     init(handlers: [CallbackHandler?], continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?) {
         self.handlers = handlers
         self.continuation = continuation
+        self.forward = nil
+    }
+
+    /// A relaying subscription: every event goes to `forward`, answers come through ``answer(_:_:)``.
+    package init(forward: @escaping @Sendable (RelayedCallback) -> Void) {
+        self.handlers = []
+        self.continuation = nil
+        self.forward = forward
+    }
+
+    /// Stops relaying the call's callbacks (see ``CallbackCall/cancel()``).
+    package func cancel() { cancelAction() }
+
+    /// Answers a returning invocation relayed with reply token `token`.
+    package func answer(_ token: UInt32, _ value: Value) {
+        channel?.sendAnswer(token, value)
     }
 
     /// The first handler error or fault, if any.
     var firstError: SpaceError? { state.withLock { $0.firstError } }
 
-    /// Runs the slot's handler and yields the invocation; returns the answer.
-    func deliver(_ event: CallbackEvent) -> Value {
+    /// Runs the slot's handler and yields the invocation; returns the answer, or nil when it will
+    /// come later through ``answer(_:_:)`` (relaying).
+    func deliver(_ event: CallbackEvent) -> Value? {
+        if let forward {
+            forward(.event(event))
+            return nil
+        }
         var answer = Value.null
         if event.slot < handlers.count, let handler = handlers[event.slot] {
             do {
@@ -132,6 +171,12 @@ final class CallbackSubscription: @unchecked Sendable {
         }
         continuation?.yield(CallbackInvocation(slot: event.slot, sequence: event.sequence, arguments: event.arguments))
         return answer
+    }
+
+    /// An invocation the host could not relay or answer as declared.
+    func fault(_ fault: CallbackFault) {
+        if let forward { return forward(.fault(fault)) }
+        fail(SpaceError(.callbackFailed, fault.message))
     }
 
     /// Records a failure; the stream ends with it.
@@ -153,6 +198,12 @@ final class CallbackSubscription: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        if let error { continuation?.finish(throwing: error) } else { continuation?.finish() }
+        if let forward {
+            forward(error.map { .ended($0) } ?? .released)
+        } else if let error {
+            continuation?.finish(throwing: error)
+        } else {
+            continuation?.finish()
+        }
     }
 }

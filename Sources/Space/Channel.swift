@@ -133,6 +133,11 @@ final class Channel: @unchecked Sendable {
         var remaining = timeoutMilliseconds
         while true {
             if let frame = try input.next() {
+                if frame.kind == .error {
+                    // A peer that refuses us says why (the daemon: another user's connection).
+                    var r = WireReader(frame.payload, limits: input.limits)
+                    throw try r.readError()
+                }
                 guard frame.kind == .hello else {
                     throw SpaceError(.protocolError, "expected a hello frame from the host, got \(frame.kind)")
                 }
@@ -186,6 +191,7 @@ final class Channel: @unchecked Sendable {
             s.outstanding += 1
             if let subscription {
                 subscription.id = id
+                subscription.channel = self
                 s.subscriptions[id] = subscription
             }
             owed.store(s.outstanding + s.subscriptions.count, ordering: .relaxed)
@@ -444,8 +450,9 @@ final class Channel: @unchecked Sendable {
                 case .callbackEvent:
                     let event = try CallbackEvent.decode(&r)
                     let subscription = state.withLock { $0.subscriptions[frame.id] }
-                    let answer = subscription?.deliver(event) ?? .null
-                    if event.reply != 0 { answered = true; queueAnswer(event.reply, answer) }
+                    // No subscription (cancelled, or the call already failed): the zero value.
+                    let answer = subscription == nil ? .null : subscription!.deliver(event)
+                    if event.reply != 0, let answer { answered = true; queueAnswer(event.reply, answer) }
                 case .callbackRelease:
                     _ = try r.readU64()
                     let subscription: CallbackSubscription? = state.withLock { s in
@@ -457,7 +464,7 @@ final class Channel: @unchecked Sendable {
                 case .callbackFault:
                     let fault = try CallbackFault.decode(&r)
                     let subscription = state.withLock { $0.subscriptions[frame.id] }
-                    subscription?.fail(SpaceError(.callbackFailed, fault.message))
+                    subscription?.fault(fault)
                 default:
                     throw SpaceError(.protocolError, "unexpected \(frame.kind) frame from the host")
                 }
@@ -525,6 +532,21 @@ final class Channel: @unchecked Sendable {
         w.endFrame()
         // The role holder flushes right after reading, so this never sends by itself.
         state.withLock { s in _ = enqueue(w.bytes, &s, sendsLater: true) }
+    }
+
+    /// Sends the answer to a returning callback from outside the read loop (a relayed answer).
+    func sendAnswer(_ token: UInt32, _ value: Value) {
+        var w = WireWriter(capacity: 16 + value.encodedSize)
+        w.beginFrame(.callbackReturn, id: token)
+        w.writeValue(value)
+        w.endFrame()
+        let send: Bool = state.withLock { s in
+            guard s.closed == nil else { return false }
+            return enqueue(w.bytes, &s)
+        }
+        if send {
+            do throws(SpaceError) { try sendQueued() } catch { close(with: closeReason()) }
+        }
     }
 
     /// Queues `bytes` behind everything queued before (lock held). Returns true when the caller

@@ -19,6 +19,8 @@ extension SpaceConfiguration {
     /// - `paths`: array of non-empty strings; relative entries are resolved against `baseDirectory`.
     /// - `control.forkTimeout`, `control.stopTimeout`: integers > 0.
     /// - `maxCallbacks`: integer > 0, the most callbacks a host holds at once.
+    /// - `daemon.idleTimeout`: integer ≥ 0, how long the daemon lives with no space running and no
+    ///   client connected (0, the default: forever).
     ///
     /// Keys accepted, type-checked, and ignored with a warning until they are implemented:
     /// `workers` (integer ≥ 1), `callTimeout`, `control.exitThreshold`, `control.allowedSequentialDeaths`
@@ -52,6 +54,47 @@ extension SpaceConfiguration {
         }
         return try SpaceConfiguration(json: text, baseDirectory: directory(of: path), source: path,
                                       warnings: &warnings)
+    }
+
+    /// The configuration file to read, in the documented order: `explicit` (`--config`; it must
+    /// exist), `SPACE_CONFIG` (it must exist), `./config.json`, `~/.config/space/config.json`; nil
+    /// when none of the optional ones exists (the built-in defaults apply).
+    public static func locate(explicit: String? = nil) throws(SpaceError) -> String? {
+        func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+        if let explicit {
+            guard exists(explicit) else {
+                throw SpaceError(.invalidConfiguration, "\(explicit): the configuration file does not exist (--config)", errno: ENOENT)
+            }
+            return explicit
+        }
+        if let env = getenv("SPACE_CONFIG").map({ String(cString: $0) }), !env.isEmpty {
+            guard exists(env) else {
+                throw SpaceError(.invalidConfiguration, "\(env): the configuration file does not exist (SPACE_CONFIG)", errno: ENOENT)
+            }
+            return env
+        }
+        if exists("config.json") { return absolutePath("config.json") }
+        if let home = getenv("HOME").map({ String(cString: $0) }), !home.isEmpty {
+            let path = home + "/.config/space/config.json"
+            if exists(path) { return path }
+        }
+        return nil
+    }
+
+    /// Locates (``locate(explicit:)``) and loads the configuration; the defaults when there is none.
+    /// Returns the path read, if any.
+    public static func find(explicit: String? = nil, warnings: inout [String]) throws(SpaceError) -> (SpaceConfiguration, path: String?) {
+        guard let path = try locate(explicit: explicit) else { return (SpaceConfiguration(), nil) }
+        return (try load(path: absolutePath(path), warnings: &warnings), absolutePath(path))
+    }
+
+    /// `path` made absolute against the current directory.
+    static func absolutePath(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buf, buf.count) != nil else { return path }
+        let cwd = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return cwd + "/" + path
     }
 
     /// The parser behind both public entry points; `source` prefixes every error message.
@@ -92,6 +135,17 @@ extension SpaceConfiguration {
                     case "allowedSequentialDeaths":
                         _ = try check.integer(sub.value, subKey, minimum: 0, "a non-negative integer")
                         check.notImplemented(subKey)
+                    default:
+                        check.unknown(subKey)
+                    }
+                }
+            case "daemon":
+                for sub in try check.object(value, key) {
+                    let subKey = "daemon." + sub.name
+                    switch sub.name {
+                    case "idleTimeout":
+                        daemonIdleTimeout = try check.integer(sub.value, subKey, minimum: 0,
+                                                              "a non-negative integer (milliseconds; 0 = never)")
                     default:
                         check.unknown(subKey)
                     }

@@ -8,9 +8,14 @@ import Glibc
 
 /// One running `space-host` child: its pid and its channel (which owns the socket and the pidfd).
 /// The process is reaped exactly once.
+///
+/// Or, for a space served by the daemon, a connection to the daemon: `pid` is the daemon's, and
+/// "killing" it hangs up (the daemon's spaces live on).
 final class HostProcess: Sendable {
     let pid: pid_t
     let channel: Channel
+    /// A connection to the daemon rather than a child of this process.
+    let isConnection: Bool
     var pidfd: Int32 { channel.pidfd }
     let hello: Hello
     private let status = Mutex(Status())
@@ -22,10 +27,35 @@ final class HostProcess: Sendable {
         var stopping = false
     }
 
-    private init(pid: pid_t, channel: Channel, hello: Hello) {
+    private init(pid: pid_t, channel: Channel, hello: Hello, isConnection: Bool = false) {
         self.pid = pid
         self.channel = channel
         self.hello = hello
+        self.isConnection = isConnection
+    }
+
+    /// Connects to the daemon's socket at `path` and reads its hello (or its refusal).
+    static func connect(path: String, _ config: SpaceConfiguration,
+                        onClose: @escaping @Sendable (HostProcess, SpaceError) -> Void) throws(SpaceError) -> HostProcess {
+        let fd = cs_unix_connect(path)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ENOENT || e == ECONNREFUSED {
+                throw SpaceError(.daemonNotRunning, "the space daemon is not running (no one listens on \(path))", errno: e)
+            }
+            throw SpaceError(.systemError, "could not connect to the space daemon at \(path)", errno: e)
+        }
+        let box = Mutex(WeakHost())
+        let channel = try Channel(fd: fd, pidfd: -1, limits: config.limits, closeReason: {
+            SpaceError(.crashed, "the space daemon closed the connection")
+        }) { error in
+            if let host = box.withLock({ $0.host }) { onClose(host, error) }
+        }
+        let hello = try channel.readHello(timeoutMilliseconds: config.control.forkTimeout)
+        let host = HostProcess(pid: hello.pid, channel: channel, hello: hello, isConnection: true)
+        box.withLock { $0.host = host }
+        try channel.startReaderThread()
+        return host
     }
 
     /// Starts a host and waits for its hello (at most `control.forkTimeout`).
@@ -108,6 +138,7 @@ final class HostProcess: Sendable {
 
     /// Why the channel hung up: the exit status or signal, reaped here.
     private func hangUpReason() -> SpaceError {
+        if isConnection { return SpaceError(.crashed, "the space daemon closed the connection") }
         let exit = reap(waitMilliseconds: 200)
         let stopping = status.withLock { $0.stopping }
         if stopping {
@@ -119,6 +150,7 @@ final class HostProcess: Sendable {
     /// Reaps the process if it has exited (waiting up to `waitMilliseconds`); returns how it ended.
     @discardableResult
     func reap(waitMilliseconds: Int) -> String? {
+        if isConnection { return "hung up" }
         if let done = status.withLock({ $0.exit }) { return done }
         if pidfd >= 0 {
             var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
@@ -136,6 +168,11 @@ final class HostProcess: Sendable {
 
     /// Sends SIGKILL (through the pidfd, so a recycled pid is never hit) and reaps.
     func kill() {
+        if isConnection {
+            // Wakes whoever reads the socket with EOF; the channel closes and the fd with it.
+            _ = shutdown(channel.fd, Int32(SHUT_RDWR))
+            return
+        }
         if pidfd >= 0 {
             _ = cs_pidfd_send_signal(pidfd, SIGKILL)
         } else if status.withLock({ $0.exit }) == nil {
@@ -146,6 +183,12 @@ final class HostProcess: Sendable {
 
     /// Stops the host: a shutdown request (plugins' deinit runs), then SIGKILL after `timeout` ms.
     func stop(timeoutMilliseconds: Int) async {
+        if isConnection {
+            status.withLock { $0.stopping = true }
+            channel.close(with: SpaceError(.notRunning, "the space was disconnected from the daemon"))
+            _ = shutdown(channel.fd, Int32(SHUT_RDWR))
+            return
+        }
         let started = monotonicNanoseconds()
         status.withLock { $0.stopping = true }
         let killer = Task { [self] in

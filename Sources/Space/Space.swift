@@ -24,6 +24,18 @@ public final class Space: Sendable {
     private let state = Mutex(State())
     private let lastActivity = Atomic<UInt64>(0)
     private let watchdog = Mutex<Task<Void, Never>?>(nil)
+    /// Where the space runs: a child of this process, or in the daemon.
+    let backend: Backend
+    private let observers = Mutex<[@Sendable (SpaceLifecycleEvent) -> Void]>([])
+
+    /// Where a space runs.
+    enum Backend: Sendable {
+        /// A `space-host` child of this process.
+        case embedded
+        /// A named space of the daemon listening on `socket`; `start` launches the daemon when it
+        /// is not running.
+        case daemon(socket: String, space: String, start: (@Sendable () throws(SpaceError) -> Void)?)
+    }
 
     private enum Phase {
         case running(HostProcess)
@@ -42,8 +54,23 @@ public final class Space: Sendable {
         var generation = 0
     }
 
-    private init(configuration: SpaceConfiguration) {
+    init(configuration: SpaceConfiguration, backend: Backend = .embedded) {
         self.configuration = configuration
+        self.backend = backend
+    }
+
+    /// A space whose host starts with its first request, then stops after inactivity and comes
+    /// back like any other (the daemon's spaces).
+    package convenience init(lazy configuration: SpaceConfiguration) {
+        self.init(configuration: configuration)
+        state.withLock { $0.phase = .stopped(SpaceError(.notRunning, "the space has not started yet")) }
+        startWatchdog()
+    }
+
+    /// True when the space is served by the daemon (``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:)``).
+    public var isDaemonConnection: Bool {
+        if case .daemon = backend { return true }
+        return false
     }
 
     deinit {
@@ -68,7 +95,7 @@ public final class Space: Sendable {
     /// every add. Does nothing when it is running.
     public func build() async throws(SpaceError) {
         _ = try await host(starting: true)
-        startWatchdog()
+        if case .embedded = backend { startWatchdog() }
     }
 
     /// Stops the host gracefully (plugins' deinit hooks run; SIGKILL after `control.stopTimeout`).
@@ -83,18 +110,74 @@ public final class Space: Sendable {
             s.generation += 1
             return p
         }
-        switch old {
-        case .running(let host):
-            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
-            host.channel.stopThread()
-        case .starting(let task):
-            if let host = try? await task.value {
-                await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
-                host.channel.stopThread()
+        await stop(old, reason: "destroyed")
+    }
+
+    /// Stops the host now, gracefully (SIGKILL after `control.stopTimeout`), as an idle stop does:
+    /// the next call starts it again and replays every add. Does nothing when it is not running.
+    public func kill() async {
+        let old = state.withLock { s -> Phase in
+            let p = s.phase
+            switch p {
+            case .running, .starting:
+                s.phase = .stopped(SpaceError(.notRunning, "the space was killed"))
+                s.generation += 1
+            case .stopped, .destroyed:
+                break
             }
-        case .stopped, .destroyed:
-            break
+            return p
         }
+        await stop(old, reason: "killed")
+    }
+
+    /// Stops the host of a phase just left.
+    private func stop(_ old: Phase, reason: String) async {
+        let host: HostProcess?
+        switch old {
+        case .running(let h): host = h
+        case .starting(let task): host = try? await task.value
+        case .stopped, .destroyed: host = nil
+        }
+        guard let host else { return }
+        await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+        host.channel.stopThread()
+        if !host.isConnection { emit(.stopped(pid: host.pid, reason: reason)) }
+    }
+
+    // MARK: Lifecycle events
+
+    /// Calls `observer` for every start, stop and crash of the host, on whichever thread saw it.
+    package func observe(_ observer: @escaping @Sendable (SpaceLifecycleEvent) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    private func emit(_ event: SpaceLifecycleEvent) {
+        for o in observers.withLock({ $0 }) { o(event) }
+    }
+
+    /// The phase's name: `running`, `starting`, `stopped` (the next call starts it) or `destroyed`.
+    package var phaseName: String {
+        state.withLock { s in
+            switch s.phase {
+            case .running: return "running"
+            case .starting: return "starting"
+            case .stopped: return "stopped"
+            case .destroyed: return "destroyed"
+            }
+        }
+    }
+
+    /// Why the host is not running, when it stopped or crashed.
+    package var stopReason: SpaceError? {
+        state.withLock { s in
+            if case .stopped(let e) = s.phase { return e }
+            return nil
+        }
+    }
+
+    /// The packages added, in order (replayed on restart), with their add requests.
+    package var addedPackages: [(package: String, request: AddRequest)] {
+        state.withLock { $0.adds }
     }
 
     /// True while no host is running: before ``build()``, after ``destroy()``, an idle stop or a crash.
@@ -148,8 +231,11 @@ public final class Space: Sendable {
             request.encode(into: &w)
             w.endFrame()
         }
-        let package = info[field: "name"]?.string ?? request.alias
-        state.withLock { $0.adds.append((package, request)) }
+        // The daemon keeps (and replays) the adds of its spaces; only an embedded space keeps its own.
+        if case .embedded = backend {
+            let package = info[field: "name"]?.string ?? request.alias
+            state.withLock { $0.adds.append((package, request)) }
+        }
         return info
     }
 
@@ -226,7 +312,7 @@ public final class Space: Sendable {
     public func stream(_ package: String, _ function: String, arguments: [Argument]) async throws(SpaceError) -> CallbackCall {
         let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
         let (result, subscription) = try await start(package, function, arguments, continuation: continuation)
-        return CallbackCall(result: result, invocations: invocations, cancelAction: subscription.cancel)
+        return CallbackCall(result: result, invocations: invocations, cancelAction: subscription.cancelAction)
     }
 
     private func start(
@@ -248,7 +334,7 @@ public final class Space: Sendable {
         defer { resetInactivity() }
         let subscription = CallbackSubscription(handlers: handlers, continuation: continuation)
         let channel = host.channel
-        subscription.cancel = { [weak channel, weak subscription] in
+        subscription.cancelAction = { [weak channel, weak subscription] in
             guard let channel, let subscription else { return }
             channel.cancelCallbacks(subscription.id)
         }
@@ -313,8 +399,26 @@ public final class Space: Sendable {
     private func start(generation: Int, replaying adds: [AddRequest]) async throws(SpaceError) -> HostProcess {
         var spawned: HostProcess?
         do throws(SpaceError) {
-            let host = try HostProcess.spawn(configuration) { [weak self] host, error in
+            let onClose: @Sendable (HostProcess, SpaceError) -> Void = { [weak self] host, error in
                 self?.hostClosed(host, error)
+            }
+            let host: HostProcess
+            switch backend {
+            case .embedded:
+                host = try HostProcess.spawn(configuration, onClose: onClose)
+            case .daemon(let socket, let name, let startDaemon):
+                do throws(SpaceError) {
+                    host = try HostProcess.connect(path: socket, configuration, onClose: onClose)
+                } catch where error.code == .daemonNotRunning && startDaemon != nil {
+                    try startDaemon!()
+                    host = try HostProcess.connect(path: socket, configuration, onClose: onClose)
+                }
+                spawned = host
+                _ = try await host.channel.request { w, id in
+                    w.beginFrame(.control, id: id)
+                    ControlRequest("attach", .object([.init("space", .string(name))])).encode(into: &w)
+                    w.endFrame()
+                }
             }
             spawned = host
             for add in adds {
@@ -350,6 +454,7 @@ public final class Space: Sendable {
             throw SpaceError(.notRunning, "the space was destroyed while starting")
         }
         resetInactivity()
+        if !host.isConnection { emit(.started(pid: host.pid)) }
         return host
     }
 
@@ -357,13 +462,16 @@ public final class Space: Sendable {
     /// A host that is still running behind a closed channel (it broke the protocol, or a plugin
     /// closed fd 3) can never be talked to again: it is killed, not left behind.
     private func hostClosed(_ host: HostProcess, _ error: SpaceError) {
-        state.withLock { s in
+        let unexpected: Bool = state.withLock { s in
             if case .running(let h) = s.phase, h === host {
                 s.phase = .stopped(error)
+                return true
             }
+            return false
         }
         host.kill()
         host.channel.stopThread()
+        if unexpected && !host.isConnection { emit(.crashed(pid: host.pid, error: error)) }
     }
 
     /// Stops the host after `inactivityTimeout` ms without a call.
@@ -400,6 +508,80 @@ public final class Space: Sendable {
         if let host {
             await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
             host.channel.stopThread()
+            emit(.stopped(pid: host.pid, reason: "idle for \(configuration.inactivityTimeout) ms"))
         }
+    }
+}
+
+/// A change in a space's host process.
+package enum SpaceLifecycleEvent: Sendable {
+    /// A host started (and replayed the adds).
+    case started(pid: Int32)
+    /// A host was stopped on purpose: `reason` is "idle for N ms", "killed" or "destroyed".
+    case stopped(pid: Int32, reason: String)
+    /// A host died unexpectedly (or broke the protocol); `error` says how.
+    case crashed(pid: Int32, error: SpaceError)
+}
+
+// MARK: Relaying (the daemon) and daemon requests
+
+extension Space {
+    /// Sends a call as the daemon received it and returns the host's answer; `subscription` relays
+    /// its callbacks (see ``CallbackSubscription/init(forward:)``).
+    package func relay(_ package: String, _ function: String, _ arguments: [Value],
+                       subscription: CallbackSubscription?) async throws(SpaceError) -> Value {
+        let host = try await host(starting: false)
+        resetInactivity()
+        defer { resetInactivity() }
+        if let subscription {
+            let channel = host.channel
+            subscription.cancelAction = { [weak channel, weak subscription] in
+                guard let channel, let subscription else { return }
+                channel.cancelCallbacks(subscription.id)
+            }
+        }
+        return try await host.channel.request(subscription: subscription) { w, id in
+            w.writeCall(id: id, package: package, function: function, arguments: arguments)
+        }
+    }
+
+    /// Sends a control request to the daemon (`ls`, `status`, `kill`, ...; see docs/protocol.md).
+    /// Only for a space connected with ``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:)``.
+    public func daemonRequest(_ operation: String, _ arguments: Value = .null) async throws(SpaceError) -> Value {
+        guard isDaemonConnection else {
+            throw SpaceError(.notRunning, "\(operation): this space is not connected to the daemon")
+        }
+        let host = try await host(starting: false)
+        return try await host.channel.request { w, id in
+            w.beginFrame(.control, id: id)
+            ControlRequest(operation, arguments).encode(into: &w)
+            w.endFrame()
+        }
+    }
+
+    /// A control request whose answer goes on as a stream (`events` with `follow`): each event is
+    /// one invocation with one argument, until ``CallbackCall/cancel()`` or the daemon stops.
+    public func daemonStream(_ operation: String, _ arguments: Value = .null) async throws(SpaceError) -> CallbackCall {
+        guard isDaemonConnection else {
+            throw SpaceError(.notRunning, "\(operation): this space is not connected to the daemon")
+        }
+        let host = try await host(starting: false)
+        let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
+        let subscription = CallbackSubscription(handlers: [], continuation: continuation)
+        let channel = host.channel
+        subscription.cancelAction = { [weak channel, weak subscription] in
+            guard let channel, let subscription else { return }
+            channel.cancelCallbacks(subscription.id)
+        }
+        continuation.onTermination = { [weak channel, weak subscription] termination in
+            guard case .cancelled = termination, let channel, let subscription else { return }
+            channel.cancelCallbacks(subscription.id)
+        }
+        let result = try await channel.request(subscription: subscription) { w, id in
+            w.beginFrame(.control, id: id)
+            ControlRequest(operation, arguments).encode(into: &w)
+            w.endFrame()
+        }
+        return CallbackCall(result: result, invocations: invocations, cancelAction: subscription.cancelAction)
     }
 }

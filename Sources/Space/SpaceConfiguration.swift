@@ -20,6 +20,9 @@ public struct SpaceConfiguration: Sendable, Hashable {
     /// call that would make more fails with ``SpaceError/Code/tooLarge`` before the plugin runs.
     /// Default 4,096.
     public var maxCallbacks: Int
+    /// The daemon only: milliseconds it lives on with no space running and no client connected;
+    /// 0 (the default) never exits by itself. Config key `daemon.idleTimeout`.
+    public var daemonIdleTimeout: Int = 0
 
     /// Timeouts of the process lifecycle, in milliseconds.
     public struct Control: Sendable, Hashable {
