@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "Space", targets: ["Space"]),
         .executable(name: "space-host", targets: ["space-host"]),
+        .executable(name: "space", targets: ["space"]),
         .executable(name: "space-bench", targets: ["space-bench"]),
         // Example plugins: each a shared library the host dlopens.
         .library(name: "calc", type: .dynamic, targets: ["calc"]),
@@ -21,6 +22,9 @@ let package = Package(
         .library(name: "greeter", type: .dynamic, targets: ["greeter"]),
         .library(name: "events", type: .dynamic, targets: ["events"]),
         .library(name: "sort", type: .dynamic, targets: ["sort"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // libffi, found through pkg-config (Debian: libffi-dev).
@@ -46,6 +50,18 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--export-dynamic"])]
         ),
         .target(name: "Space", dependencies: ["SpaceWire", "CSpaceSystem"]),
+        // The daemon behind the CLI: named spaces served over an owner-only unix socket.
+        .target(name: "SpaceServer", dependencies: ["Space", "SpaceWire", "CSpaceSystem"]),
+        // The CLI's argument language (tokens typed by declarations) and its output; no I/O.
+        .target(name: "SpaceCLI", dependencies: ["SpaceWire"]),
+        .executableTarget(
+            name: "space",
+            dependencies: ["Space", "SpaceServer", "SpaceCLI", "CSpaceSystem",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            // Every CLI command is a process start: a static runtime starts faster (FLOOR.md).
+            // ArgumentParser pulls in FoundationEssentials, whose static archive needs this one too.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"]), .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims")]
+        ),
         .executableTarget(name: "space-bench", dependencies: ["Space", "CSpaceSystem"]),
 
         // Plugin SDK (header only) and example plugins.
@@ -62,6 +78,8 @@ let package = Package(
             name: "SpaceTests",
             dependencies: ["Space"]
         ),
+        .testTarget(name: "SpaceCLITests", dependencies: ["SpaceCLI"]),
+        .testTarget(name: "SpaceServerTests", dependencies: ["Space", "SpaceServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,146 @@
+import Space
+import SpaceWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A named space of the daemon: the `Space` that supervises its host, what was added to it (for
+/// `status` and for typing CLI arguments), and its counters.
+final class ManagedSpace: Sendable {
+    let name: String
+    let space: Space
+    let created: UInt64
+    private let state = Mutex(Counters())
+
+    struct Counters {
+        var calls: UInt64 = 0
+        var failures: UInt64 = 0
+        /// Wall-clock milliseconds of the last request, or 0.
+        var lastUse: UInt64 = 0
+        /// The add replies, by package name, in add order.
+        var packages: [(name: String, info: Value)] = []
+    }
+
+    init(name: String, configuration: SpaceConfiguration) {
+        self.name = name
+        self.space = Space(lazy: configuration)
+        self.created = wallClockMilliseconds()
+    }
+
+    /// Counts a finished call.
+    func record(success: Bool) {
+        let now = wallClockMilliseconds()
+        state.withLock { c in
+            c.calls += 1
+            if !success { c.failures += 1 }
+            c.lastUse = now
+        }
+    }
+
+    func touch() {
+        let now = wallClockMilliseconds()
+        state.withLock { $0.lastUse = now }
+    }
+
+    func added(_ info: Value) {
+        guard let name = info[field: "name"]?.string else { return }
+        state.withLock { c in
+            c.packages.removeAll { $0.name == name }
+            c.packages.append((name, info))
+        }
+    }
+
+    func removed(_ package: String) {
+        state.withLock { c in c.packages.removeAll { $0.name == package } }
+    }
+
+    var counters: Counters { state.withLock { $0 } }
+
+    /// The add reply's entry for `function` of `package`.
+    func describe(_ package: String, _ function: String) throws(SpaceError) -> Value {
+        let packages = state.withLock { $0.packages }
+        guard let info = packages.first(where: { $0.name == package })?.info else {
+            let known = packages.map(\.name)
+            throw SpaceError(.unknownPackage, "no package '\(package)' in space '\(name)'" +
+                             (known.isEmpty ? " (nothing added yet: space add LIB)" : " (added: \(known.joined(separator: ", ")))"))
+        }
+        let functions = info[field: "functions"]?.array ?? []
+        let underscored = String(function.map { $0 == "." ? "_" : $0 })
+        if let f = functions.first(where: { $0[field: "name"]?.string == function })
+            ?? functions.first(where: { $0[field: "name"]?.string == underscored }) {
+            return f
+        }
+        throw SpaceError(.unknownFunction, "\(package) has no function '\(function)'")
+    }
+
+    /// One line of `ls`.
+    func summary() -> Value {
+        let c = counters
+        return .object([
+            .init("space", .string(name)),
+            .init("state", .string(space.phaseName)),
+            .init("pid", space.isKilled ? .null : space.pid.map { .int(Int64($0)) } ?? .null),
+            .init("plugins", .array(c.packages.map { .string($0.name) })),
+            .init("calls", .uint(c.calls)),
+            .init("failures", .uint(c.failures)),
+            .init("lastUse", c.lastUse == 0 ? .null : .string(isoTime(c.lastUse))),
+        ])
+    }
+
+    /// `status`: the summary, what each plugin is, why it last stopped, the sandbox layers.
+    func status() -> Value {
+        let c = counters
+        guard case .object(var fields) = summary() else { return summary() }
+        fields[3] = .init("plugins", .array(c.packages.map { p in
+            .object([
+                .init("name", .string(p.name)),
+                .init("version", p.info[field: "version"] ?? .null),
+                .init("path", p.info[field: "path"] ?? .null),
+                .init("functions", .int(Int64(p.info[field: "functions"]?.array?.count ?? 0))),
+            ])
+        }))
+        fields.append(.init("created", .string(isoTime(created))))
+        if let reason = space.stopReason {
+            fields.append(.init("lastStop", .object([.init("code", .string(reason.code.rawValue)),
+                                                     .init("message", .string(reason.message))])))
+        }
+        let layers = space.hostInfo?.sandboxLayers ?? 0
+        fields.append(.init("sandbox", .object([
+            .init("layers", .array(sandboxLayerNames(layers).map { .string($0) })),
+            .init("note", .string(layers == 0 && !space.isKilled
+                ? "no sandbox layer is active: this host applies none yet"
+                : space.isKilled ? "reported while the host runs" : "")),
+        ])))
+        let config = space.configuration
+        fields.append(.init("inactivityTimeout", .int(Int64(config.inactivityTimeout))))
+        return .object(fields)
+    }
+}
+
+/// The names of the sandbox layer bits a host reports in its hello (docs/sandbox.md).
+func sandboxLayerNames(_ bits: UInt64) -> [String] {
+    let names = ["session", "closeFDs", "environment", "noNewPrivs", "rlimits", "namespaces", "landlock", "seccomp"]
+    return names.enumerated().compactMap { i, n in bits & (1 << UInt64(i)) != 0 ? n : nil }
+}
+
+/// Milliseconds since the epoch.
+func wallClockMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+/// `2026-11-21T10:04:05.123Z`.
+func isoTime(_ milliseconds: UInt64) -> String {
+    var t = time_t(milliseconds / 1000)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    func pad(_ v: Int32, _ width: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+    return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T" +
+        "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
+}
