@@ -21,6 +21,13 @@ struct Options {
     /// 1 MiB round trips per round.
     var megabyteCalls = 40
     var callbackEvents = 1_000_000
+    /// `space call` processes against a warm daemon.
+    var cliRuns = 200
+    /// Concurrent daemon clients, and calls each.
+    var daemonClients = 1_000
+    var daemonCallsPerClient = 100
+    /// Only the daemon and CLI phase.
+    var daemonOnly = false
     /// Only the sequential phase (for profiling).
     var sequentialOnly = false
     /// Only the buffer phase (for profiling).
@@ -39,13 +46,17 @@ struct Options {
                 o.coldStarts = 3
                 o.megabyteCalls = 5
                 o.callbackEvents = 100_000
+                o.cliRuns = 20
+                o.daemonClients = 100
+                o.daemonCallsPerClient = 20
             case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
             case "--calls": o.callsPerRound = Int(args.popFirst() ?? "") ?? o.callsPerRound
             case "--sequential-only": o.sequentialOnly = true
             case "--buffers-only": o.buffersOnly = true
+            case "--daemon-only": o.daemonOnly = true
             case "-h", "--help":
                 print("""
-                USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only] [--buffers-only]
+                USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only] [--buffers-only] [--daemon-only]
 
                 Measures the raw socket floor and a space side by side, in one run.
                   --json       one JSON object (keys: floor_rtt_p50_ns, call_rtt_p50_ns, call_rtt_p99_ns,
@@ -58,6 +69,9 @@ struct Options {
                                only the floor and the sequential call phase (for profiling)
                   --buffers-only
                                only the 4 KiB and 1 MiB buffer phase (for profiling)
+                  --daemon-only
+                               only the daemon phase: `space call` processes against a warm daemon,
+                               and 1,000 clients x 100 calls at once
                 """)
                 exit(0)
             default:
@@ -193,6 +207,10 @@ func rssKB(_ pid: Int32) -> Int {
 }
 
 func run(_ o: Options) async throws {
+    if o.daemonOnly {
+        let d = try await daemonBenchmarks(cliRuns: o.cliRuns, clients: o.daemonClients, callsPerClient: o.daemonCallsPerClient)
+        return report(daemonRows(d), json: o.json)
+    }
     let floor = Floor()
     let sameCoreFloor = Floor(sameCore: true)
     let space = try await Space.launch()
@@ -283,6 +301,9 @@ func run(_ o: Options) async throws {
     }
     colds.sort()
 
+    let daemon = try await daemonBenchmarks(cliRuns: o.cliRuns, clients: o.daemonClients,
+                                            callsPerClient: o.daemonCallsPerClient)
+
     let floorP50 = percentile(floorSamples, 0.5)
     let callP50 = percentile(callSamples, 0.5)
     let sequentialPerSecond = Double(o.rounds * o.callsPerRound) / (Double(callNanos) / 1e9)
@@ -310,8 +331,25 @@ func run(_ o: Options) async throws {
         ("callback_return_over_floor_p50", fmt(Double(cb.rttP50) / Double(max(floorP50, 1)), 3), "ratio (target <= 1.3)"),
         ("cold_start_ms", fmt(Double(percentile(colds, 0.5)) / 1e6, 3), "launch + add calc + first result, p50 (target <= 3)"),
         ("host_idle_rss_kb", "\(rss)", "host RSS with calc loaded (target <= 5120)"),
+    ] + daemonRows(daemon)
+    report(rows, json: o.json)
+}
+
+/// The daemon phase's rows.
+func daemonRows(_ d: DaemonResults) -> [(String, String, String)] {
+    [
+        ("process_spawn_floor_p50_ms", fmt(Double(d.spawnFloorP50) / 1e6, 3), "posix_spawn + wait of /bin/true, p50"),
+        ("cli_call_p50_ms", fmt(Double(d.cliP50) / 1e6, 3), "`space call calc math.add 2 3` process, warm daemon, p50 (target <= 10)"),
+        ("cli_call_p99_ms", fmt(Double(d.cliP99) / 1e6, 3), "the same, p99"),
+        ("daemon_clients", "\(d.clients)", "concurrent client connections"),
+        ("daemon_calls_correct", "\(d.correct)", "correct replies of \(d.clients * d.callsPerClient) (\(d.callsPerClient) sequential calls per client)"),
+        ("daemon_calls_per_s", "\(Int(d.callsPerSecond))", "all clients at once, through the daemon"),
     ]
-    if o.json {
+}
+
+/// Prints rows as a table or one JSON object.
+func report(_ rows: [(String, String, String)], json: Bool) {
+    if json {
         print("{" + rows.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
     } else {
         let w = rows.map(\.0.count).max()!

@@ -40,16 +40,11 @@ struct Common: ParsableArguments {
     var json = false
 
     /// The configuration, and the file it came from.
-    func load() throws(SpaceError) -> (SpaceConfiguration, String?) {
-        var warnings: [String] = []
-        return try SpaceConfiguration.find(explicit: config, warnings: &warnings)
-    }
+    func load() throws(SpaceError) -> (SpaceConfiguration, String?) { try loadConfiguration(config) }
 
     /// A connection to space `name`; starts the daemon first when `autoStart`.
     func connect(_ name: String, autoStart: Bool) async throws(SpaceError) -> Space {
-        let (configuration, path) = try load()
-        return try await SpaceDaemon.connect(space: name, configuration: configuration, autoStart: autoStart,
-                                             configPath: path)
+        try await connectDaemon(name, config: config, autoStart: autoStart)
     }
 }
 
@@ -152,79 +147,8 @@ struct Call: CLICommand {
     }
 
     func execute() async throws {
-        let json = common.json
-        await perform(common) { () throws(SpaceError) in
-            let s = try await common.connect(space, autoStart: true)
-            let summary = try await s.daemonRequest("describe", .object([
-                .init("space", .string(space)), .init("package", .string(package)), .init("function", .string(function)),
-            ]))
-            let values = try CLIArguments.convert(arguments, for: try CLISignature(function: function, summary: summary))
-            var slot = 0
-            let callArguments: [CallArgument] = values.map { v in
-                guard case .callback(let arity) = v else { return .value(v) }
-                let k = slot
-                slot += 1
-                return .callback(arity: arity) { (args: [Value]) -> Value in
-                    Output.line(json ? CLIOutput.callbackLine(slot: k, arguments: args)
-                                     : "callback \(k): \(CLIOutput.json(.array(args)))")
-                    return .null
-                }
-            }
-            let call = try await withTimeout(timeout, space: s) { () throws(SpaceError) in
-                try await s.stream(package, function, arguments: callArguments)
-            }
-            Output.line(json ? CLIOutput.resultLine(call.result) : CLIOutput.json(call.result))
-            if let follow, follow > 0, slot > 0 {
-                await followCallbacks(call, seconds: follow)
-            }
-            call.cancel()
-        }
-    }
-
-    /// Races `body` against `seconds`; on timeout, kills the space (the plugin is stuck in native
-    /// code) and fails with timedOut.
-    private func withTimeout<T: Sendable>(_ seconds: Double?, space s: Space,
-            _ body: @escaping @Sendable () async throws(SpaceError) -> T) async throws(SpaceError) -> T {
-        guard let seconds else { return try await body() }
-        let result: Result<T, SpaceError>? = await withTaskGroup(of: Result<T, SpaceError>?.self) { group in
-            group.addTask {
-                do throws(SpaceError) { return .success(try await body()) } catch { return .failure(error) }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
-        if let result { return try result.get() }
-        let name = space
-        _ = try? await s.daemonRequest("kill", .object([.init("space", .string(name))]))
-        throw SpaceError(.timedOut, "\(package) \(function) did not return within \(seconds) s; space '\(name)' was killed (native code cannot be cancelled)")
-    }
-
-    /// Waits while invocations keep coming: until the stream ends, `seconds` pass, or Ctrl-C.
-    private func followCallbacks(_ call: CallbackCall, seconds: Double) async {
-        let interrupted = InterruptFlag()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    for try await _ in call.invocations {}
-                } catch {
-                    let e = (error as? SpaceError) ?? SpaceError(.callbackFailed, "\(error)")
-                    writeStandardError("space: the callbacks ended: \(e.code): \(e.message)\n")
-                }
-            }
-            group.addTask {
-                let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
-                while monotonicNanoseconds() < deadline && !interrupted.isSet && !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-            }
-            await group.next()
-            group.cancelAll()
-        }
+        await CallRequest(package: package, function: function, arguments: arguments, space: space,
+                          timeout: timeout, follow: follow, json: common.json, config: common.config).execute()
     }
 }
 
@@ -475,10 +399,15 @@ struct Daemon: ParsableCommand {
 
 /// Runs `body`; prints a failure (as a JSON error line with --json) and exits with its status.
 func perform(_ common: Common, _ body: () async throws(SpaceError) -> Void) async {
+    await perform(json: common.json, body)
+}
+
+/// See ``perform(_:_:)``.
+func perform(json: Bool, _ body: () async throws(SpaceError) -> Void) async {
     do throws(SpaceError) {
         try await body()
     } catch {
-        if common.json {
+        if json {
             Output.line(CLIOutput.errorLine(error))
         } else {
             writeStandardError("space: \(error.code): \(error.message)\n")
@@ -543,6 +472,14 @@ final class InterruptFlag: Sendable {
 /// prints the help.)
 protocol CLICommand: ParsableCommand {
     func execute() async throws
+}
+
+// `space call` is the command run most, and ArgumentParser's reflection costs milliseconds at every
+// start: a plain `call` is parsed by hand. Anything unusual (help, an unknown option, a bad number)
+// goes to ArgumentParser, which stays the manual and the source of usage errors.
+if let call = CallRequest(commandLine: Array(CommandLine.arguments.dropFirst())) {
+    await call.execute()
+    exit(0)
 }
 
 do {

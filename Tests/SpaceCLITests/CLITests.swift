@@ -129,6 +129,9 @@ struct CLITests {
         #expect(negative.lines.last == "-5")
         let j = try box.run("call", "calc", "math.add", "2", "3", "--json")
         #expect(try json(j.lines.last!) == ["result": 5])
+        // Options anywhere, and in --name=value form.
+        let placed = try box.run("call", "--space=default", "calc", "--json", "math.add", "4", "--timeout", "30", "5")
+        #expect(try json(placed.lines.last!) == ["result": 9])
         let midpoint = try box.run("call", "calc", "geo.midpoint", #"{"x":0,"y":0}"#, #"{"x":4,"y":2}"#)
         #expect(try json(midpoint.lines.last!) == ["x": 2.0, "y": 1.0])
         let sum = try box.run("call", "calc", "stats.sum", "[1.5, 2.5]")
@@ -180,6 +183,9 @@ struct CLITests {
 
         let usage = try box.run("call")
         #expect(usage.status == 2)
+        let badTimeout = try box.run("call", "calc", "math.add", "1", "2", "--timeout", "-1")
+        #expect(badTimeout.status == 2)
+        #expect(badTimeout.stderr.contains("--timeout"))
         let unknownOption = try box.run("ls", "--bogus")
         #expect(unknownOption.status == 2)
 
