@@ -17,6 +17,20 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+/// The child starts with no signal blocked and every disposition at its default (the parent may
+/// ignore SIGPIPE or route SIGINT to a pipe); `extra` adds spawn flags.
+static int reset_signals(posix_spawnattr_t *attr, short extra) {
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    int rc = posix_spawnattr_setsigmask(attr, &none);
+    if (rc == 0) rc = posix_spawnattr_setsigdefault(attr, &all);
+    if (rc == 0) rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | extra);
+    return rc;
+}
+
 int cs_spawn(const char *path, char *const argv[], char *const envp[], int channel_fd,
              int stderr_fd, int quiet_stdio, pid_t *pid) {
     posix_spawn_file_actions_t fa;
@@ -41,14 +55,7 @@ int cs_spawn(const char *path, char *const argv[], char *const envp[], int chann
     }
     if ((rc = posix_spawn_file_actions_addclosefrom_np(&fa, 4))) goto out;
 
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    if ((rc = posix_spawnattr_setsigmask(&attr, &none))) goto out;
-    if ((rc = posix_spawnattr_setsigdefault(&attr, &all))) goto out;
-    if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))) goto out;
+    if ((rc = reset_signals(&attr, 0))) goto out;
 
     rc = posix_spawn(pid, path, &fa, &attr, argv, envp);
 out:
@@ -104,14 +111,7 @@ int cs_spawn_detached(const char *path, char *const argv[], char *const envp[], 
         if ((rc = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0))) goto out;
     }
     if ((rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3))) goto out;
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    if ((rc = posix_spawnattr_setsigmask(&attr, &none))) goto out;
-    if ((rc = posix_spawnattr_setsigdefault(&attr, &all))) goto out;
-    if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID))) goto out;
+    if ((rc = reset_signals(&attr, POSIX_SPAWN_SETSID))) goto out;
     rc = posix_spawn(pid, path, &fa, &attr, argv, envp);
 out:
     posix_spawnattr_destroy(&attr);

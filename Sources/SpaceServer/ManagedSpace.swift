@@ -106,12 +106,11 @@ final class ManagedSpace: Sendable {
             fields.append(.init("lastStop", .object([.init("code", .string(reason.code.rawValue)),
                                                      .init("message", .string(reason.message))])))
         }
-        let layers = space.hostInfo?.sandboxLayers ?? 0
+        // What the running host reported in its hello; nothing while no host runs.
+        let running = space.hostInfo
         fields.append(.init("sandbox", .object([
-            .init("layers", .array(sandboxLayerNames(layers).map { .string($0) })),
-            .init("note", .string(layers == 0 && !space.isKilled
-                ? "no sandbox layer is active: this host applies none yet"
-                : space.isKilled ? "reported while the host runs" : "")),
+            .init("layers", .array(sandboxLayerNames(running?.sandboxLayers ?? 0).map { .string($0) })),
+            .init("reported", .bool(running != nil)),
         ])))
         let config = space.configuration
         fields.append(.init("inactivityTimeout", .int(Int64(config.inactivityTimeout))))
