@@ -79,6 +79,8 @@ struct CallRequest {
     /// Runs the call and prints as `space call` does; exits the process on failure.
     func execute() async {
         await perform(json: json) { () throws(SpaceError) in
+            // With --follow, Ctrl-C is routed from the start, so none arriving around the result is lost.
+            let interrupted = (follow ?? 0) > 0 ? InterruptFlag() : nil
             let s = try await connectDaemon(space, config: config, autoStart: true)
             let summary = try await s.daemonRequest("describe", .object([
                 .init("space", .string(space)), .init("package", .string(package)), .init("function", .string(function)),
@@ -99,8 +101,8 @@ struct CallRequest {
                 try await s.stream(package, function, arguments: callArguments)
             }
             Output.line(json ? CLIOutput.resultLine(call.result) : CLIOutput.json(call.result))
-            if let follow, follow > 0, slot > 0 {
-                await followCallbacks(call, seconds: follow)
+            if let follow, let interrupted, slot > 0 {
+                await followCallbacks(call, seconds: follow, interrupted: interrupted)
             }
             call.cancel()
         }
@@ -130,8 +132,7 @@ struct CallRequest {
     }
 
     /// Waits while invocations keep coming: until the stream ends, `seconds` pass, or Ctrl-C.
-    private func followCallbacks(_ call: CallbackCall, seconds: Double) async {
-        let interrupted = InterruptFlag()
+    private func followCallbacks(_ call: CallbackCall, seconds: Double, interrupted: InterruptFlag) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {

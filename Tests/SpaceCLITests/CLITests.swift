@@ -268,10 +268,16 @@ struct CLITests {
         p.standardOutput = out
         p.standardError = Pipe()
         try p.run()
-        Thread.sleep(forTimeInterval: 0.5)
+        // Wait for the result and a first tick: --follow has begun (and Ctrl-C is its to handle).
+        var data = Data()
+        while String(decoding: data, as: UTF8.self).split(separator: "\n").count < 2 {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            data += chunk
+        }
         let started = Date()
         kill(p.processIdentifier, SIGINT)
-        let data = out.fileHandleForReading.readDataToEndOfFile()
+        data += out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         #expect(Date().timeIntervalSince(started) < 3)
         #expect(p.terminationStatus == 0)
