@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <spawn.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -31,8 +33,8 @@ static int reset_signals(posix_spawnattr_t *attr, short extra) {
     return rc;
 }
 
-int cs_spawn(const char *path, char *const argv[], char *const envp[], int channel_fd,
-             int stderr_fd, int quiet_stdio, pid_t *pid) {
+static int spawn_now(const char *path, char *const argv[], char *const envp[], int channel_fd,
+                     int stderr_fd, int quiet_stdio, pid_t *pid) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&fa);
@@ -62,6 +64,61 @@ out:
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     return rc;
+}
+
+/// A spawn request handed to its own thread, and the answer handed back through `done`.
+struct spawn_job {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int channel_fd, stderr_fd, quiet_stdio;
+    pid_t pid;
+    int rc;
+    int done;  // write end of a pipe: one byte when rc and pid are set
+};
+
+/// Spawns, reports, then stays until the child exits: PR_SET_PDEATHSIG fires when the *thread* that
+/// created the child exits, and the Swift runtime retires idle pool threads after a few seconds,
+/// which would kill every host spawned from one. This thread lives exactly as long as its child.
+static void *spawn_thread(void *arg) {
+    struct spawn_job *job = arg;
+    job->rc = spawn_now(job->path, job->argv, job->envp, job->channel_fd, job->stderr_fd,
+                        job->quiet_stdio, &job->pid);
+    pid_t pid = job->rc == 0 ? job->pid : 0;
+    int done = job->done;
+    char one = 1;
+    (void)!write(done, &one, 1);  // after this, `job` belongs to the caller again
+    if (pid > 0) {
+        siginfo_t info;
+        // Wait for the exit without reaping it: the client reaps (and may get there first: ECHILD).
+        while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {}
+    }
+    return NULL;
+}
+
+int cs_spawn(const char *path, char *const argv[], char *const envp[], int channel_fd,
+             int stderr_fd, int quiet_stdio, pid_t *pid) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return errno;
+    struct spawn_job job = { path, argv, envp, channel_fd, stderr_fd, quiet_stdio, 0, 0, p[1] };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t tid;
+    int rc = pthread_create(&tid, &attr, spawn_thread, &job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        close(p[0]);
+        close(p[1]);
+        return rc;
+    }
+    char b;
+    while (read(p[0], &b, 1) < 0 && errno == EINTR) {}
+    close(p[0]);
+    close(p[1]);
+    *pid = job.pid;
+    return job.rc;
 }
 
 int cs_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

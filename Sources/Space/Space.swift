@@ -115,7 +115,10 @@ public final class Space: Sendable {
 
     /// Stops the host now, gracefully (SIGKILL after `control.stopTimeout`), as an idle stop does:
     /// the next call starts it again and replays every add. Does nothing when it is not running.
-    public func kill() async {
+    ///
+    /// - Parameter force: SIGKILL at once, without the graceful shutdown (which waits for a call in
+    ///   progress: use it for a plugin stuck in native code). Calls in flight fail with `notRunning`.
+    public func kill(force: Bool = false) async {
         let old = state.withLock { s -> Phase in
             let p = s.phase
             switch p {
@@ -127,11 +130,11 @@ public final class Space: Sendable {
             }
             return p
         }
-        await stop(old, reason: "killed")
+        await stop(old, reason: "killed", force: force)
     }
 
     /// Stops the host of a phase just left.
-    private func stop(_ old: Phase, reason: String) async {
+    private func stop(_ old: Phase, reason: String, force: Bool = false) async {
         let host: HostProcess?
         switch old {
         case .running(let h): host = h
@@ -139,7 +142,12 @@ public final class Space: Sendable {
         case .stopped, .destroyed: host = nil
         }
         guard let host else { return }
-        await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+        if force {
+            host.kill()
+            host.channel.close(with: SpaceError(.notRunning, "the space was killed"))
+        } else {
+            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+        }
         host.channel.stopThread()
         if !host.isConnection { emit(.stopped(pid: host.pid, reason: reason)) }
     }
@@ -438,6 +446,8 @@ public final class Space: Sendable {
             state.withLock { s in
                 if s.generation == generation { s.phase = .stopped(error) }
             }
+            // Only a replay makes this a restart; a first start or a daemon connection fails as itself.
+            if adds.isEmpty { throw error }
             throw SpaceError(error.code, "the space could not be restarted: \(error.message)", errno: error.errno)
         }
         let host = spawned!

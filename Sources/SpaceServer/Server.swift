@@ -469,7 +469,7 @@ public final class DaemonServer: @unchecked Sendable {
         case "kill":
             let managed = try space(try spaceArgument())
             let pid = managed.space.pid
-            await managed.space.kill()
+            await managed.space.kill(force: args[field: "force"]?.bool ?? false)
             events.append(space: managed.name, "killed", ["pid": pid.map { .int(Int64($0)) } ?? .null])
             return .object([.init("space", .string(managed.name)), .init("pid", pid.map { .int(Int64($0)) } ?? .null)])
         case "reload":

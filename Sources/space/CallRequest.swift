@@ -1,6 +1,7 @@
 // `space call`: the request, its parsing for the fast path, and running it.
 import Space
 import SpaceCLI
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -108,26 +109,33 @@ struct CallRequest {
         }
     }
 
-    /// Races `body` against `seconds`; on timeout, kills the space (the plugin is stuck in native
-    /// code) and fails with timedOut.
+    /// Races `body` against `seconds`. When time is up first, the space is killed (the plugin is
+    /// stuck in native code, which cannot be cancelled), which ends the call, and the result is
+    /// timedOut; a call that returns in time is untouched.
     private func withTimeout<T: Sendable>(_ seconds: Double?, space s: Space,
-            _ body: @escaping @Sendable () async throws(SpaceError) -> T) async throws(SpaceError) -> T {
+                                          _ body: @escaping @Sendable () async throws(SpaceError) -> T) async throws(SpaceError) -> T {
         guard let seconds else { return try await body() }
+        let name = space
+        let expired = Expired()
         let result: Result<T, SpaceError>? = await withTaskGroup(of: Result<T, SpaceError>?.self) { group in
             group.addTask {
                 do throws(SpaceError) { return .success(try await body()) } catch { return .failure(error) }
             }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                do {
+                    try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                } catch {
+                    return nil  // the call returned first
+                }
+                expired.flag.store(true, ordering: .relaxed)
+                _ = try? await s.daemonRequest("kill", .object([.init("space", .string(name)), .init("force", .bool(true))]))
                 return nil
             }
             let first = await group.next() ?? nil
             group.cancelAll()
             return first
         }
-        if let result { return try result.get() }
-        let name = space
-        _ = try? await s.daemonRequest("kill", .object([.init("space", .string(name))]))
+        if !expired.flag.load(ordering: .relaxed), let result { return try result.get() }
         throw SpaceError(.timedOut, "\(package) \(function) did not return within \(seconds) s; space '\(name)' was killed (native code cannot be cancelled)")
     }
 
@@ -152,6 +160,11 @@ struct CallRequest {
             group.cancelAll()
         }
     }
+}
+
+/// Set when a call's time ran out (shared with the task that noticed).
+final class Expired: Sendable {
+    let flag = Atomic<Bool>(false)
 }
 
 /// The configuration: `path` (`--config`), else the documented lookup.

@@ -316,7 +316,7 @@ struct Daemon: ParsableCommand {
     struct Run: CLICommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the daemon in the foreground (what `start` and auto-start run in the background).",
-            discussion: "Stops gracefully on SIGTERM or SIGINT. Exits 1 when another daemon serves the same SPACE_RUNTIME_DIR.")
+            discussion: "Stops gracefully on SIGTERM, SIGINT or SIGHUP. Exits 1 when another daemon serves the same SPACE_RUNTIME_DIR.")
 
         @OptionGroup var common: Common
 

@@ -255,6 +255,16 @@ struct CLITests {
 
         let wrongArity = try box.run("call", "events", "timer.every", "5", "3", "cb:2")
         #expect(wrongArity.status == 2)
+
+        // --timeout cuts a slow call short (50 ticks of 100 ms) and kills the space; the next call works.
+        let started = Date()
+        let slow = try box.run("call", "events", "timer.every", "100", "50", "cb:1", "--timeout", "0.5")
+        #expect(slow.status == 1)
+        #expect(slow.stderr.contains("timedOut"))
+        #expect(Date().timeIntervalSince(started) < 4)
+        let quick = try box.run("call", "events", "timer.every", "1", "2", "cb:1", "--timeout", "30", "--json")
+        #expect(quick.status == 0)
+        #expect(try json(quick.lines.last!) == ["result": 2])
     }
 
     @Test("Ctrl-C ends --follow cleanly")

@@ -266,6 +266,23 @@ struct DaemonTests {
         #expect(access(daemon.directory + "/daemon.sock", F_OK) != 0)
     }
 
+    @Test("A host outlives the thread that spawned it (PR_SET_PDEATHSIG follows the spawning thread)")
+    func hostSurvivesIdlePoolThreads() async throws {
+        let daemon = try await TestDaemon()
+        let s = try await daemon.connect()
+        try await s.add("calc")
+        let pid = try #require(try await s.daemonRequest("status")[field: "pid"]?.int)
+        // The runtime retires idle pool threads after a few seconds; the host must not die with one.
+        try await Task.sleep(for: .seconds(7))
+        let status = try await s.daemonRequest("status")
+        #expect(status[field: "state"] == "running")
+        #expect(status[field: "pid"]?.int == pid)
+        #expect(try await s.call("calc", "math.add", 1, 2) == .int(3))
+        let events = try await s.daemonRequest("events", ["space": "default"])
+        #expect(!(events.array ?? []).contains { $0[field: "event"] == "crashed" })
+        await daemon.stop()
+    }
+
     @Test("Shutdown stops every host")
     func shutdownStopsHosts() async throws {
         let daemon = try await TestDaemon()

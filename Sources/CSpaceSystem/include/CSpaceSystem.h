@@ -27,6 +27,8 @@
 /// Spawns `path` with `argv`/`envp`. In the child, `channel_fd` becomes fd 3, `stderr_fd` (if >= 0)
 /// becomes fd 2, stdin/stdout become /dev/null when `quiet_stdio` is set, and every fd above 3 is
 /// closed. Signal mask and dispositions are reset. Returns 0 and sets `*pid`, or an errno value.
+/// The child is created by a thread that lives until the child exits, so its PR_SET_PDEATHSIG
+/// means "the parent process died", not "the calling thread exited".
 int cs_spawn(const char *path, char *const argv[], char *const envp[], int channel_fd,
              int stderr_fd, int quiet_stdio, pid_t *pid);
 
