@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/un.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -283,4 +284,12 @@ int cs_signal_to_pipe(int sig, int fd) {
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     return sigaction(sig, &sa, NULL);
+}
+
+int cs_raise_open_file_limit(void) {
+    struct rlimit l;
+    if (getrlimit(RLIMIT_NOFILE, &l) != 0) return -1;
+    if (l.rlim_cur >= l.rlim_max) return 0;
+    l.rlim_cur = l.rlim_max;
+    return setrlimit(RLIMIT_NOFILE, &l);
 }

@@ -122,17 +122,20 @@ package final class CallbackSubscription: @unchecked Sendable {
     /// The channel the call went out on (set when it is sent); answers go back on it, so an answer
     /// for a host that is gone is dropped rather than given to a stranger.
     weak var channel: Channel?
-    /// Asks the host to stop relaying (set by the space).
-    var cancelAction: @Sendable () -> Void = {}
     private let handlers: [CallbackHandler?]
     private let continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?
     private let forward: (@Sendable (RelayedCallback) -> Void)?
     private let state = Mutex<(firstError: SpaceError?, finished: Bool)>((nil, false))
 
+    /// A subscription with handlers by slot and, optionally, a stream; a consumer that stops
+    /// reading the stream cancels the callbacks.
     init(handlers: [CallbackHandler?], continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?) {
         self.handlers = handlers
         self.continuation = continuation
         self.forward = nil
+        continuation?.onTermination = { [weak self] termination in
+            if case .cancelled = termination { self?.cancel() }
+        }
     }
 
     /// A relaying subscription: every event goes to `forward`, answers come through ``answer(_:_:)``.
@@ -142,8 +145,9 @@ package final class CallbackSubscription: @unchecked Sendable {
         self.forward = forward
     }
 
-    /// Stops relaying the call's callbacks (see ``CallbackCall/cancel()``).
-    package func cancel() { cancelAction() }
+    /// Stops relaying the call's callbacks (see ``CallbackCall/cancel()``). Before the call went
+    /// out (no channel yet) there is nothing to cancel.
+    package func cancel() { channel?.cancelCallbacks(id) }
 
     /// Answers a returning invocation relayed with reply token `token`.
     package func answer(_ token: UInt32, _ value: Value) {

@@ -270,20 +270,10 @@ public final class Space: Sendable {
         if arguments.count > configuration.limits.maxArguments {
             throw SpaceError(.tooLarge, "\(arguments.count) arguments exceed the limit of \(configuration.limits.maxArguments)")
         }
-        let host = try await host(starting: false)
-        resetInactivity()
-        defer { resetInactivity() }
         // A `cb:N` without a handler still needs its invocations read (and answered) until released.
-        var subscription: CallbackSubscription?
-        for a in arguments {
-            if case .callback = a {
-                subscription = CallbackSubscription(handlers: [], continuation: nil)
-                break
-            }
-        }
-        return try await host.channel.request(subscription: subscription) { w, id in
-            w.writeCall(id: id, package: package, function: function, arguments: arguments)
-        }
+        let takesCallbacks = arguments.contains { if case .callback = $0 { return true } else { return false } }
+        return try await relay(package, function, arguments,
+                               subscription: takesCallbacks ? CallbackSubscription(handlers: [], continuation: nil) : nil)
     }
 
     /// Calls `function` with callback handlers in place of `cb:N` (`.callback { args in ... }`).
@@ -320,7 +310,7 @@ public final class Space: Sendable {
     public func stream(_ package: String, _ function: String, arguments: [Argument]) async throws(SpaceError) -> CallbackCall {
         let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
         let (result, subscription) = try await start(package, function, arguments, continuation: continuation)
-        return CallbackCall(result: result, invocations: invocations, cancelAction: subscription.cancelAction)
+        return CallbackCall(result: result, invocations: invocations, cancelAction: { subscription.cancel() })
     }
 
     private func start(
@@ -337,22 +327,8 @@ public final class Space: Sendable {
             if case .callback(_, let handler) = a.kind { handlers.append(handler) }
             values.append(a.wire)
         }
-        let host = try await host(starting: false)
-        resetInactivity()
-        defer { resetInactivity() }
         let subscription = CallbackSubscription(handlers: handlers, continuation: continuation)
-        let channel = host.channel
-        subscription.cancelAction = { [weak channel, weak subscription] in
-            guard let channel, let subscription else { return }
-            channel.cancelCallbacks(subscription.id)
-        }
-        continuation?.onTermination = { [weak channel, weak subscription] termination in
-            guard case .cancelled = termination, let channel, let subscription else { return }
-            channel.cancelCallbacks(subscription.id)
-        }
-        let result = try await channel.request(subscription: subscription) { w, id in
-            w.writeCall(id: id, package: package, function: function, arguments: values)
-        }
+        let result = try await relay(package, function, values, subscription: subscription)
         return (result, subscription)
     }
 
@@ -414,6 +390,7 @@ public final class Space: Sendable {
             switch backend {
             case .embedded:
                 host = try HostProcess.spawn(configuration, onClose: onClose)
+                spawned = host
             case .daemon(let socket, let name, let startDaemon):
                 do throws(SpaceError) {
                     host = try HostProcess.connect(path: socket, configuration, onClose: onClose)
@@ -428,7 +405,6 @@ public final class Space: Sendable {
                     w.endFrame()
                 }
             }
-            spawned = host
             for add in adds {
                 _ = try await host.channel.request { w, id in
                     w.beginFrame(.add, id: id)
@@ -536,62 +512,43 @@ package enum SpaceLifecycleEvent: Sendable {
 // MARK: Relaying (the daemon) and daemon requests
 
 extension Space {
-    /// Sends a call as the daemon received it and returns the host's answer; `subscription` relays
-    /// its callbacks (see ``CallbackSubscription/init(forward:)``).
+    /// Sends a call of wire values and returns the host's answer; `subscription` receives its
+    /// callbacks (handlers and a stream, or relaying for the daemon: ``CallbackSubscription/init(forward:)``).
     package func relay(_ package: String, _ function: String, _ arguments: [Value],
                        subscription: CallbackSubscription?) async throws(SpaceError) -> Value {
         let host = try await host(starting: false)
         resetInactivity()
         defer { resetInactivity() }
-        if let subscription {
-            let channel = host.channel
-            subscription.cancelAction = { [weak channel, weak subscription] in
-                guard let channel, let subscription else { return }
-                channel.cancelCallbacks(subscription.id)
-            }
-        }
         return try await host.channel.request(subscription: subscription) { w, id in
             w.writeCall(id: id, package: package, function: function, arguments: arguments)
         }
     }
 
     /// Sends a control request to the daemon (`ls`, `status`, `kill`, ...; see docs/protocol.md).
-    /// Only for a space connected with ``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:)``.
+    /// Only for a space connected with ``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:runtimeDirectory:)``.
     public func daemonRequest(_ operation: String, _ arguments: Value = .null) async throws(SpaceError) -> Value {
-        guard isDaemonConnection else {
-            throw SpaceError(.notRunning, "\(operation): this space is not connected to the daemon")
-        }
-        let host = try await host(starting: false)
-        return try await host.channel.request { w, id in
-            w.beginFrame(.control, id: id)
-            ControlRequest(operation, arguments).encode(into: &w)
-            w.endFrame()
-        }
+        try await control(operation, arguments, subscription: nil)
     }
 
     /// A control request whose answer goes on as a stream (`events` with `follow`): each event is
     /// one invocation with one argument, until ``CallbackCall/cancel()`` or the daemon stops.
     public func daemonStream(_ operation: String, _ arguments: Value = .null) async throws(SpaceError) -> CallbackCall {
+        let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
+        let subscription = CallbackSubscription(handlers: [], continuation: continuation)
+        let result = try await control(operation, arguments, subscription: subscription)
+        return CallbackCall(result: result, invocations: invocations, cancelAction: { subscription.cancel() })
+    }
+
+    private func control(_ operation: String, _ arguments: Value,
+                         subscription: CallbackSubscription?) async throws(SpaceError) -> Value {
         guard isDaemonConnection else {
             throw SpaceError(.notRunning, "\(operation): this space is not connected to the daemon")
         }
         let host = try await host(starting: false)
-        let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
-        let subscription = CallbackSubscription(handlers: [], continuation: continuation)
-        let channel = host.channel
-        subscription.cancelAction = { [weak channel, weak subscription] in
-            guard let channel, let subscription else { return }
-            channel.cancelCallbacks(subscription.id)
-        }
-        continuation.onTermination = { [weak channel, weak subscription] termination in
-            guard case .cancelled = termination, let channel, let subscription else { return }
-            channel.cancelCallbacks(subscription.id)
-        }
-        let result = try await channel.request(subscription: subscription) { w, id in
+        return try await host.channel.request(subscription: subscription) { w, id in
             w.beginFrame(.control, id: id)
             ControlRequest(operation, arguments).encode(into: &w)
             w.endFrame()
         }
-        return CallbackCall(result: result, invocations: invocations, cancelAction: subscription.cancelAction)
     }
 }

@@ -70,7 +70,7 @@ public final class DaemonServer: @unchecked Sendable {
     ///   directory; ``SpaceError/Code/systemError`` when the socket cannot be set up.
     public func run(ready: @Sendable () -> Void = {}) async throws(SpaceError) {
         try SpaceDaemon.makeRuntimeDirectory(runtimeDirectory)
-        raiseOpenFileLimit()
+        _ = cs_raise_open_file_limit()
         try takeLock()
         defer { Glibc.close(lockFD) }
         try listen()
@@ -538,15 +538,6 @@ public final class DaemonServer: @unchecked Sendable {
 /// before the call goes out; weak, since the subscription owns the function).
 private final class SubscriptionBox: @unchecked Sendable {
     weak var subscription: CallbackSubscription?
-}
-
-/// Each client is a descriptor: serve as many as the hard limit allows, not the soft 1,024.
-func raiseOpenFileLimit() {
-    var l = rlimit()
-    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l) == 0 && l.rlim_cur < l.rlim_max {
-        l.rlim_cur = l.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
-    }
 }
 
 /// Reads a small text file (the lock's pid), trimmed.

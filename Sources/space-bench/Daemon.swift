@@ -23,7 +23,7 @@ func daemonBenchmarks(cliRuns: Int, clients: Int, callsPerClient: Int) async thr
     var template = Array("/tmp/space-bench-XXXXXX".utf8CString)
     let directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     let cli = executableDirectory() + "/space"
-    raiseOpenFileLimit()
+    _ = cs_raise_open_file_limit()
     try SpaceDaemon.start(executable: cli, runtimeDirectory: directory)
     let admin = try await SpaceDaemon.connect(autoStart: false, runtimeDirectory: directory)
     try await admin.add("calc")
@@ -186,15 +186,6 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
             }
             throw SpaceError(.systemError, "send failed", errno: errno)
         }
-    }
-}
-
-/// A thousand clients need more than the usual 1,024 descriptors.
-func raiseOpenFileLimit() {
-    var l = rlimit()
-    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l) == 0 && l.rlim_cur < l.rlim_max {
-        l.rlim_cur = l.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
     }
 }
 

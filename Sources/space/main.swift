@@ -46,6 +46,11 @@ struct Common: ParsableArguments {
     func connect(_ name: String, autoStart: Bool) async throws(SpaceError) -> Space {
         try await connectDaemon(name, config: config, autoStart: autoStart)
     }
+
+    /// The daemon's answer to control `operation` about `space` (without starting the daemon).
+    func request(_ operation: String, space: String) async throws(SpaceError) -> Value {
+        try await connect(space, autoStart: false).daemonRequest(operation, .object([.init("space", .string(space))]))
+    }
 }
 
 // MARK: add
@@ -192,8 +197,7 @@ struct Status: CLICommand {
 
     func execute() async throws {
         await perform(common) { () throws(SpaceError) in
-            let s = try await common.connect(space, autoStart: false)
-            let status = try await s.daemonRequest("status", .object([.init("space", .string(space))]))
+            let status = try await common.request("status", space: space)
             if common.json { return Output.line(CLIOutput.json(status)) }
             Output.fields(status)
         }
@@ -211,8 +215,7 @@ struct Stats: CLICommand {
 
     func execute() async throws {
         await perform(common) { () throws(SpaceError) in
-            let s = try await common.connect(space, autoStart: false)
-            Output.line(CLIOutput.json(try await s.daemonRequest("stats", .object([.init("space", .string(space))]))))
+            Output.line(CLIOutput.json(try await common.request("stats", space: space)))
         }
     }
 }
@@ -279,8 +282,7 @@ struct Kill: CLICommand {
 
     func execute() async throws {
         await perform(common) { () throws(SpaceError) in
-            let s = try await common.connect(space, autoStart: false)
-            let r = try await s.daemonRequest("kill", .object([.init("space", .string(space))]))
+            let r = try await common.request("kill", space: space)
             if common.json { return Output.line(CLIOutput.resultLine(r)) }
             Output.line(r[field: "pid"]?.int.map { "killed space '\(space)' (pid \($0))" } ?? "space '\(space)' was not running")
         }
@@ -298,8 +300,7 @@ struct Reload: CLICommand {
 
     func execute() async throws {
         await perform(common) { () throws(SpaceError) in
-            let s = try await common.connect(space, autoStart: false)
-            let r = try await s.daemonRequest("reload", .object([.init("space", .string(space))]))
+            let r = try await common.request("reload", space: space)
             if common.json { return Output.line(CLIOutput.resultLine(r)) }
             Output.line("reloaded space '\(space)' (pid \(r[field: "pid"]?.int.map(String.init) ?? "-"))")
         }

@@ -53,6 +53,10 @@ int cs_set_nonblocking(int fd, int on);
 /// Pins the calling thread to CPU `cpu` (sched_setaffinity). Returns 0 or an errno value.
 int cs_pin_to_cpu(int cpu);
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit (a server of many clients needs more than the
+/// usual 1,024 descriptors). Returns 0 or -1 (errno).
+int cs_raise_open_file_limit(void);
+
 /// Like cs_spawn, but no channel: the child gets a new session (setsid), stdin from /dev/null,
 /// stdout and stderr on `log_fd`, and every other fd closed. Returns 0 or an errno value.
 int cs_spawn_detached(const char *path, char *const argv[], char *const envp[], int log_fd, pid_t *pid);
