@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "text", type: .dynamic, targets: ["text"]),
         .library(name: "greeter", type: .dynamic, targets: ["greeter"]),
         .library(name: "events", type: .dynamic, targets: ["events"]),
+        .library(name: "faults", type: .dynamic, targets: ["faults"]),
         .library(name: "sort", type: .dynamic, targets: ["sort"]),
     ],
     dependencies: [
@@ -69,6 +70,7 @@ let package = Package(
         .target(name: "calc", dependencies: ["SpacePlugin"], path: "Plugins/calc", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "text", dependencies: ["SpacePlugin"], path: "Plugins/text", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "events", dependencies: ["SpacePlugin"], path: "Plugins/events", publicHeadersPath: ".", linkerSettings: plainC),
+        .target(name: "faults", dependencies: ["SpacePlugin"], path: "Plugins/faults", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "sort", dependencies: ["SpacePlugin"], path: "Plugins/sort", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "greeter", dependencies: ["SpacePlugin"], path: "Plugins/greeter"),
 

@@ -127,6 +127,20 @@ SPACE_EXPORT void counter_free(struct counter *c) {
 }
 static int64_t counter_live(void) { return atomic_load(&live_counters); }
 
+// CPU work for benchmarks of worker pools: `iterations` steps of an xorshift64 mixed with the step
+// number, all in registers (no sleeping, no memory traffic). Returning the result keeps the compiler
+// from dropping the loop.
+static uint64_t spin(uint64_t iterations) {
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (uint64_t i = 0; i < iterations; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x += i;
+    }
+    return x;
+}
+
 static int init(int argc, const char *const argv[], char *error, size_t error_size) {
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "scale=", 6) == 0) {
@@ -184,6 +198,7 @@ static const space_entry entries[] = {
     { "counter.add", SPACE_FN(counter_add), "int64_t (struct counter *c, int64_t n)" },
     { "counter.free", SPACE_FN(counter_free), "void (SPACE_RELEASE struct counter *c)" },
     { "counter.live", SPACE_FN(counter_live), "int64_t (void)" },
+    { "math.spin", SPACE_FN(spin), "uint64_t (uint64_t iterations)" },
     SPACE_END
 };
 

@@ -170,11 +170,20 @@ final class Channel: @unchecked Sendable {
     /// call's callback invocations, from before the request is sent until the host releases them.
     func request(subscription: CallbackSubscription? = nil,
                  _ encode: (inout WireWriter, UInt32) -> Void) async throws(SpaceError) -> Value {
+        try await request(id: nextID(), subscription: subscription, encode)
+    }
+
+    /// A fresh request id (never 0: the hello's and fatal errors' id).
+    func nextID() -> UInt32 {
         var id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
-        if id == 0 {
-            // 0 is the hello's and fatal errors' id; skip it when the counter wraps.
-            id = ids.wrappingAdd(1, ordering: .relaxed).oldValue
-        }
+        if id == 0 { id = ids.wrappingAdd(1, ordering: .relaxed).oldValue }
+        return id
+    }
+
+    /// ``request(subscription:_:)`` with an id from ``nextID()`` (known before the request is sent,
+    /// e.g. to arm its deadline).
+    func request(id: UInt32, subscription: CallbackSubscription? = nil,
+                 _ encode: (inout WireWriter, UInt32) -> Void) async throws(SpaceError) -> Value {
         var writer = WireWriter(capacity: 128)
         encode(&writer, id)
         if writer.bytes.count - 4 > input.limits.maxFrameSize {
@@ -658,6 +667,32 @@ final class Channel: @unchecked Sendable {
         for c in resumes { c.resume(returning: .failure(error)) }
         wakeThread()
         onClose(error)
+    }
+
+    /// Fails request `id` with `error` now, if its reply has not arrived; a reply that comes later
+    /// is dropped. Returns false when it had already finished.
+    @discardableResult
+    func fail(_ id: UInt32, with error: SpaceError) -> Bool {
+        var resume: UnsafeContinuation<Result<Value, SpaceError>, Never>?
+        var subscription: CallbackSubscription?
+        let failed: Bool = state.withLock { s in
+            switch s.waiters[id] {
+            case .pending:
+                s.waiters[id] = .finished(.failure(error))
+            case .suspended(let c):
+                s.waiters[id] = nil
+                resume = c
+            case .finished, nil:
+                return false
+            }
+            s.outstanding -= 1
+            subscription = s.subscriptions.removeValue(forKey: id)
+            owed.store(s.outstanding + s.subscriptions.count, ordering: .relaxed)
+            return true
+        }
+        subscription?.finish(throwing: error)
+        resume?.resume(returning: .failure(error))
+        return failed
     }
 
     /// Stops the reader thread (after ``close(with:)``).

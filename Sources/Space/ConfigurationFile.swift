@@ -130,11 +130,11 @@ extension SpaceConfiguration {
                         control.stopTimeout = try check.integer(sub.value, subKey, minimum: 1,
                                                                 "a positive integer (milliseconds)")
                     case "exitThreshold":
-                        _ = try check.integer(sub.value, subKey, minimum: 0, "a non-negative integer (milliseconds)")
-                        check.notImplemented(subKey)
+                        control.exitThreshold = try check.integer(sub.value, subKey, minimum: 0,
+                                                                  "a non-negative integer (milliseconds)")
                     case "allowedSequentialDeaths":
-                        _ = try check.integer(sub.value, subKey, minimum: 0, "a non-negative integer")
-                        check.notImplemented(subKey)
+                        control.allowedSequentialDeaths = try check.integer(sub.value, subKey, minimum: 0,
+                                                                            "a non-negative integer")
                     default:
                         check.unknown(subKey)
                     }
@@ -153,12 +153,33 @@ extension SpaceConfiguration {
             case "maxCallbacks":
                 maxCallbacks = try check.integer(value, key, minimum: 1, "a positive integer")
             case "workers":
-                _ = try check.integer(value, key, minimum: 1, "a positive integer")
-                check.notImplemented(key)
+                workers = try check.integer(value, key, minimum: 1, "a positive integer")
+                if workers > 256 { throw check.invalid(key, "at most 256", value) }
             case "callTimeout":
-                _ = try check.integer(value, key, minimum: 0, "a non-negative integer (milliseconds)")
-                check.notImplemented(key)
-            case "sandbox", "limits":
+                callTimeout = try check.integer(value, key, minimum: 0, "a non-negative integer (milliseconds; 0 = none)")
+            case "limits":
+                for sub in try check.object(value, key) {
+                    let subKey = "limits." + sub.name
+                    func count(_ what: String) throws(SpaceError) -> Int {
+                        try check.integer(sub.value, subKey, minimum: 0, "a non-negative integer (\(what); 0 = no limit)")
+                    }
+                    func positive() throws(SpaceError) -> Int {
+                        try check.integer(sub.value, subKey, minimum: 1, "a positive integer")
+                    }
+                    switch sub.name {
+                    case "maxCallsPerSecond": quotas.maxCallsPerSecond = try count("calls per second")
+                    case "maxArgumentBytes": quotas.maxArgumentBytes = try count("bytes")
+                    case "maxInFlight": quotas.maxInFlight = try count("calls")
+                    case "maxQueued": quotas.maxQueued = try count("calls")
+                    case "maxMemoryMB": quotas.maxMemoryMB = try count("MiB")
+                    case "maxFrameSize": limits.maxFrameSize = try positive()
+                    case "maxArguments": limits.maxArguments = try positive()
+                    case "maxDepth": limits.maxDepth = try positive()
+                    case "maxStringLength": limits.maxStringLength = try positive()
+                    default: check.unknown(subKey)
+                    }
+                }
+            case "sandbox":
                 _ = try check.object(value, key)
                 check.notImplemented(key)
             default:

@@ -18,6 +18,13 @@ final class HostProcess: Sendable {
     let isConnection: Bool
     var pidfd: Int32 { channel.pidfd }
     let hello: Hello
+    /// The host's stderr, drained by the ``Monitor`` (nil for a daemon connection).
+    let output: OutputTail?
+    /// Calls sent through this host and not yet answered: the pool's measure of load, and what a
+    /// rolling reload waits for before it stops the host.
+    let load = Atomic<Int>(0)
+    /// When it was spawned (monotonic ns): a death soon after counts as sequential.
+    let startedAt: UInt64
     private let status = Mutex(Status())
 
     private struct Status {
@@ -27,12 +34,22 @@ final class HostProcess: Sendable {
         var stopping = false
     }
 
-    private init(pid: pid_t, channel: Channel, hello: Hello, isConnection: Bool = false) {
+    private init(pid: pid_t, channel: Channel, hello: Hello, isConnection: Bool = false,
+                 output: OutputTail? = nil, startedAt: UInt64 = monotonicNanoseconds()) {
         self.pid = pid
         self.channel = channel
         self.hello = hello
         self.isConnection = isConnection
+        self.output = output
+        self.startedAt = startedAt
     }
+
+    deinit {
+        if let output { Monitor.shared.unwatch(output) }
+    }
+
+    /// The last lines the host wrote to stderr.
+    var recentOutput: [String] { output?.lines() ?? [] }
 
     /// Connects to the daemon's socket at `path` and reads its hello (or its refusal).
     static func connect(path: String, _ config: SpaceConfiguration,
@@ -70,12 +87,28 @@ final class HostProcess: Sendable {
         }
         let parentFD = fds[0], childFD = fds[1]
         defer { close(childFD) }
+        // The host's stderr: a pipe the Monitor drains into a bounded tail, so a crash can quote the
+        // plugin's last words and a flood costs the plugin nothing but CPU.
+        var errs: [Int32] = [-1, -1]
+        guard cs_pipe(&errs) == 0 else {
+            let e = errno
+            close(parentFD)
+            throw SpaceError(.spawnFailed, "pipe failed", errno: e)
+        }
+        _ = cs_set_nonblocking(errs[1], 0)  // the plugin's writes block (briefly) rather than fail
+        let output = OutputTail(fd: errs[0])
+        Monitor.shared.watch(output)
+        defer { close(errs[1]) }
+        let startedAt = monotonicNanoseconds()
 
         let l = config.limits
         var argv = [executable, "--channel-fd", "3", "--parent-pid", String(getpid()),
                     "--max-frame-size", String(l.maxFrameSize), "--max-arguments", String(l.maxArguments),
                     "--max-depth", String(l.maxDepth), "--max-string-length", String(l.maxStringLength),
                     "--max-callbacks", String(config.maxCallbacks)]
+        if config.quotas.maxMemoryMB > 0 {
+            argv += ["--max-address-space", String(UInt64(config.quotas.maxMemoryMB) << 20)]
+        }
         for dir in searchPaths(config, executable: executable) {
             argv += ["--path", dir]
         }
@@ -94,11 +127,12 @@ final class HostProcess: Sendable {
         var pid: pid_t = 0
         let rc = withCStrings(argv) { cargv in
             withCStrings(env) { cenv in
-                cs_spawn(executable, cargv, cenv, childFD, -1, 1, &pid)
+                cs_spawn(executable, cargv, cenv, childFD, errs[1], 1, &pid)
             }
         }
         guard rc == 0 else {
             close(parentFD)
+            Monitor.shared.unwatch(output)
             throw SpaceError(.spawnFailed, "could not start \(executable)", errno: rc)
         }
         let pidfd = cs_pidfd_open(pid)
@@ -116,6 +150,7 @@ final class HostProcess: Sendable {
             }
         } catch {
             killAndReap(pid: pid, pidfd: -1)
+            Monitor.shared.unwatch(output)
             throw error
         }
         let hello: Hello
@@ -123,9 +158,11 @@ final class HostProcess: Sendable {
             hello = try channel.readHello(timeoutMilliseconds: config.control.forkTimeout)
         } catch {
             killAndReap(pid: pid, pidfd: pidfd)
-            throw SpaceError(.spawnFailed, "the space host (\(executable)) did not start: \(error.message)")
+            let said = stderrExcerpt(output.lines())
+            Monitor.shared.unwatch(output)
+            throw SpaceError(.spawnFailed, "the space host (\(executable)) did not start: \(error.message)\(said)")
         }
-        let host = HostProcess(pid: pid, channel: channel, hello: hello)
+        let host = HostProcess(pid: pid, channel: channel, hello: hello, output: output, startedAt: startedAt)
         box.withLock { $0.host = host }
         do {
             try channel.startReaderThread()
@@ -144,7 +181,8 @@ final class HostProcess: Sendable {
         if stopping {
             return SpaceError(.notRunning, "the space was stopped")
         }
-        return SpaceError(.crashed, "the space host (pid \(pid)) \(exit ?? "hung up without exiting")")
+        return SpaceError(.crashed, "the space host (pid \(pid)) \(exit ?? "hung up without exiting")" +
+                          stderrExcerpt(recentOutput))
     }
 
     /// Reaps the process if it has exited (waiting up to `waitMilliseconds`); returns how it ended.
@@ -240,6 +278,13 @@ final class HostProcess: Sendable {
         }
         return dirs
     }
+}
+
+/// The last lines of a host's stderr as the tail of an error message ("" when it wrote none).
+func stderrExcerpt(_ lines: [String], count: Int = 8) -> String {
+    let shown = lines.suffix(count)
+    guard !shown.isEmpty else { return "" }
+    return "; its last stderr line\(shown.count == 1 ? "" : "s"):\n  " + shown.joined(separator: "\n  ")
 }
 
 /// A weak reference that can live in a `Mutex`.

@@ -5,8 +5,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// A space: a sandboxable child process (`space-host`) that loads native plugins and runs their
-/// functions on behalf of this process. This process owns the child.
+/// A space: sandboxable child processes (`space-host`) that load native plugins and run their
+/// functions on behalf of this process, under supervision. This process owns the children.
 ///
 /// ```swift
 /// let space = try await Space.launch()
@@ -14,60 +14,93 @@ import Glibc
 /// let sum = try await space.call("calc", "math.add", 2, 3)   // .int(5)
 /// ```
 ///
-/// Calls may come from many tasks at once; replies are matched to callers by request id. After
-/// `inactivityTimeout` ms without a call the child is stopped; the next call starts it again and
-/// replays every ``add(_:as:declarations:initArguments:)`` first. A crashed child fails the calls in
-/// flight with ``SpaceError/Code/crashed`` and is restarted by the next call the same way.
+/// Calls may come from many tasks at once; replies are matched to callers by request id.
+/// Supervision (docs/supervision.md):
+/// - after `inactivityTimeout` ms without a call the hosts stop; the next call starts them again and
+///   replays every ``add(_:as:declarations:initArguments:timeout:)`` first;
+/// - a host that crashes fails its calls in flight with ``SpaceError/Code/crashed`` (naming the
+///   signal or exit status and quoting its last stderr lines); the next call starts a new one;
+/// - a call past its deadline (`callTimeout`, or its own `timeout`) kills its host and fails with
+///   ``SpaceError/Code/timedOut``;
+/// - too many deaths in a row soon after their start make the space ``SpaceError/Code/dead``;
+/// - with `workers: N`, N hosts serve the calls, each call going to the least-loaded one.
 public final class Space: Sendable {
     /// The configuration the space runs with.
     public let configuration: SpaceConfiguration
-    private let state = Mutex(State())
-    private let lastActivity = Atomic<UInt64>(0)
-    private let watchdog = Mutex<Task<Void, Never>?>(nil)
-    /// Where the space runs: a child of this process, or in the daemon.
+    let state: Mutex<State>
+    /// Serializes what changes the plugin list or starts hosts: adds, removes, starts, reloads.
+    let gate = AsyncGate()
+    let lastActivity = Atomic<UInt64>(0)
+    let watchdog = Mutex<Task<Void, Never>?>(nil)
+    /// Where the space runs.
     let backend: Backend
-    private let observers = Mutex<[@Sendable (SpaceLifecycleEvent) -> Void]>([])
+    let hub = EventHub()
+    let recorder = CallRecorder()
+    let admission: Admission?
 
     /// Where a space runs.
     enum Backend: Sendable {
-        /// A `space-host` child of this process.
+        /// `space-host` children of this process.
         case embedded
         /// A named space of the daemon listening on `socket`; `start` launches the daemon when it
         /// is not running.
         case daemon(socket: String, space: String, start: (@Sendable () throws(SpaceError) -> Void)?)
     }
 
-    private enum Phase {
-        case running(HostProcess)
-        case starting(Task<HostProcess, any Error>)
-        /// Not running; the next call starts it (after inactivity or a crash).
-        case stopped(SpaceError)
+    enum Mode {
+        /// Hosts run or start on demand.
+        case active
         /// Destroyed by its owner: calls fail until ``build()``.
         case destroyed
+        /// Too many sequential deaths: calls fail fast with this until ``reload()`` or ``build()``.
+        case dead(SpaceError)
     }
 
-    private struct State {
-        var phase: Phase = .destroyed
+    /// One slot of the pool.
+    struct Worker {
+        /// The running host.
+        var host: HostProcess?
+        /// A host has run in this slot before (so the next start is a respawn).
+        var hasRun = false
+    }
+
+    struct State {
+        var mode: Mode = .destroyed
+        var workers: [Worker]
         /// Every add in force with the package name the host gave it, in order, replayed on restart.
         var adds: [(package: String, request: AddRequest)] = []
-        /// Bumped on every start, so stale callbacks of an old host change nothing.
-        var generation = 0
+        /// Bumped when every host is stopped on purpose (kill, destroy, idle): a start that began
+        /// before does not install its host.
+        var epoch = 0
+        /// Hosts spawned and still replaying adds, so a kill can reach them too.
+        var starting: [HostProcess] = []
+        /// A background restart of missing workers is under way.
+        var restarting = false
+        var sequentialDeaths = 0
+        /// Why the last host stopped or died.
+        var lastStop: SpaceError?
     }
 
     init(configuration: SpaceConfiguration, backend: Backend = .embedded) {
         self.configuration = configuration
         self.backend = backend
+        let count: Int
+        if case .embedded = backend { count = max(1, configuration.workers) } else { count = 1 }
+        state = Mutex(State(workers: Array(repeating: Worker(), count: count)))
+        let admission = Admission(configuration.quotas)
+        // The daemon enforces its own quotas; a connection to it would only count twice.
+        if case .embedded = backend, admission.isActive { self.admission = admission } else { self.admission = nil }
     }
 
-    /// A space whose host starts with its first request, then stops after inactivity and comes
+    /// A space whose hosts start with its first request, then stop after inactivity and come
     /// back like any other (the daemon's spaces).
     package convenience init(lazy configuration: SpaceConfiguration) {
         self.init(configuration: configuration)
-        state.withLock { $0.phase = .stopped(SpaceError(.notRunning, "the space has not started yet")) }
+        state.withLock { $0.mode = .active }
         startWatchdog()
     }
 
-    /// True when the space is served by the daemon (``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:)``).
+    /// True when the space is served by the daemon (``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:runtimeDirectory:)``).
     public var isDaemonConnection: Bool {
         if case .daemon = backend { return true }
         return false
@@ -75,14 +108,15 @@ public final class Space: Sendable {
 
     deinit {
         watchdog.withLock { $0?.cancel() }
-        if case .running(let host) = state.withLock({ $0.phase }) {
+        let hosts = state.withLock { s in s.workers.compactMap(\.host) + s.starting }
+        for host in hosts {
             host.channel.close(with: SpaceError(.notRunning, "the space was released"))
             host.kill()
             host.channel.stopThread()
         }
     }
 
-    /// Starts a space and waits until its host has said hello.
+    /// Starts a space and waits until its hosts have said hello.
     public static func launch(_ configuration: SpaceConfiguration = SpaceConfiguration()) async throws(SpaceError) -> Space {
         let space = Space(configuration: configuration)
         try await space.build()
@@ -91,95 +125,171 @@ public final class Space: Sendable {
 
     // MARK: Lifecycle
 
-    /// Starts the host if it is not running (after ``destroy()``, an idle stop or a crash), replaying
-    /// every add. Does nothing when it is running.
+    /// Starts every worker that is not running (after ``destroy()``, an idle stop or a crash),
+    /// replaying every add, and brings a `dead` space back. Does nothing when all run.
     public func build() async throws(SpaceError) {
-        _ = try await host(starting: true)
+        state.withLock { s in
+            if case .active = s.mode {} else { s.mode = .active }
+            s.sequentialDeaths = 0
+        }
+        try await startMissing()
         if case .embedded = backend { startWatchdog() }
     }
 
-    /// Stops the host gracefully (plugins' deinit hooks run; SIGKILL after `control.stopTimeout`).
+    /// Stops the hosts gracefully (plugins' deinit hooks run; SIGKILL after `control.stopTimeout`).
     /// Calls, adds and removes fail with ``SpaceError/Code/notRunning`` until ``build()``. Added
     /// plugins are kept and replayed by ``build()``. (An idle stop or a crash is different: the next
-    /// call restarts the host by itself.)
+    /// call restarts the hosts by themselves.)
     public func destroy() async {
         watchdog.withLock { $0?.cancel(); $0 = nil }
-        let old = state.withLock { s -> Phase in
-            let p = s.phase
-            s.phase = .destroyed
-            s.generation += 1
-            return p
-        }
-        await stop(old, reason: "destroyed")
+        let hosts = takeAll(SpaceError(.notRunning, "the space was destroyed; call build() to start it again")) { $0.mode = .destroyed }
+        await stop(hosts, kind: .stopped, detail: "destroyed")
     }
 
-    /// Stops the host now, gracefully (SIGKILL after `control.stopTimeout`), as an idle stop does:
-    /// the next call starts it again and replays every add. Does nothing when it is not running.
+    /// Stops the hosts now, gracefully (SIGKILL after `control.stopTimeout`), as an idle stop does:
+    /// the next call starts them again and replays every add. Does nothing when none runs.
     ///
     /// - Parameter force: SIGKILL at once, without the graceful shutdown (which waits for a call in
     ///   progress: use it for a plugin stuck in native code). Calls in flight fail with `notRunning`.
     public func kill(force: Bool = false) async {
-        let old = state.withLock { s -> Phase in
-            let p = s.phase
-            switch p {
-            case .running, .starting:
-                s.phase = .stopped(SpaceError(.notRunning, "the space was killed"))
-                s.generation += 1
-            case .stopped, .destroyed:
-                break
+        let hosts = takeAll(SpaceError(.notRunning, "the space was killed")) { _ in }
+        await stop(hosts, kind: .stopped, detail: "killed", force: force)
+    }
+
+    /// Replaces every worker's host with a fresh one, one worker at a time: a new host is started
+    /// and loads every plugin, takes the worker's new calls, and only then is the old one stopped,
+    /// after its calls in flight are answered — so no call fails. (A call's callbacks that are
+    /// still live on an old host end with `notRunning` when it stops.) Brings a `dead` space back.
+    public func reload() async throws(SpaceError) {
+        try await gate.withLock { () async throws(SpaceError) in
+            state.withLock { s in
+                if case .active = s.mode {} else { s.mode = .active }
+                s.sequentialDeaths = 0
             }
-            return p
+            let count = state.withLock { $0.workers.count }
+            for index in 0..<count {
+                let (adds, epoch) = state.withLock { s in (s.adds.map(\.request), s.epoch) }
+                let fresh = try await startHost(worker: index, replaying: adds)
+                let (old, installed) = state.withLock { s -> (HostProcess?, Bool) in
+                    guard s.epoch == epoch, case .active = s.mode else { return (nil, false) }
+                    let old = s.workers[index].host
+                    s.workers[index].host = fresh
+                    s.workers[index].hasRun = true
+                    return (old, true)
+                }
+                guard installed else {
+                    discard(fresh, SpaceError(.notRunning, "the space was stopped during the reload"))
+                    throw SpaceError(.notRunning, "the space was stopped during the reload")
+                }
+                resetInactivity()
+                emit(SpaceEvent(.respawned, worker: index, pid: fresh.pid, detail: "reload"))
+                if let old {
+                    await drain(old)
+                    await old.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+                    old.channel.stopThread()
+                    if !old.isConnection { emit(SpaceEvent(.stopped, worker: index, pid: old.pid, detail: "replaced by reload")) }
+                }
+            }
+            emit(SpaceEvent(.reloaded, detail: "\(count) worker\(count == 1 ? "" : "s")"))
         }
-        await stop(old, reason: "killed", force: force)
+        if case .embedded = backend { startWatchdog() }
     }
 
-    /// Stops the host of a phase just left.
-    private func stop(_ old: Phase, reason: String, force: Bool = false) async {
-        let host: HostProcess?
-        switch old {
-        case .running(let h): host = h
-        case .starting(let task): host = try? await task.value
-        case .stopped, .destroyed: host = nil
+    /// Waits until the calls sent to `host` are answered (at most `control.stopTimeout`).
+    private func drain(_ host: HostProcess) async {
+        let deadline = monotonicNanoseconds() + UInt64(configuration.control.stopTimeout) * 1_000_000
+        while host.load.load(ordering: .acquiring) > 0 && monotonicNanoseconds() < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
         }
-        guard let host else { return }
-        if force {
-            host.kill()
-            host.channel.close(with: SpaceError(.notRunning, "the space was killed"))
-        } else {
-            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+    }
+
+    /// Takes every host out of the pool (and kills the ones still starting), with `reason` as the
+    /// last stop; `change` adjusts the mode.
+    func takeAll(_ reason: SpaceError, _ change: (inout State) -> Void) -> [(Int, HostProcess)] {
+        let (hosts, starting) = state.withLock { s -> ([(Int, HostProcess)], [HostProcess]) in
+            var out: [(Int, HostProcess)] = []
+            for i in s.workers.indices {
+                if let h = s.workers[i].host { out.append((i, h)) }
+                s.workers[i].host = nil
+            }
+            let starting = s.starting
+            s.epoch += 1
+            if !out.isEmpty { s.lastStop = reason }
+            change(&s)
+            return (out, starting)
         }
-        host.channel.stopThread()
-        if !host.isConnection { emit(.stopped(pid: host.pid, reason: reason)) }
+        for h in starting {
+            h.channel.close(with: reason)
+            h.kill()
+        }
+        return hosts
     }
 
-    // MARK: Lifecycle events
-
-    /// Calls `observer` for every start, stop and crash of the host, on whichever thread saw it.
-    package func observe(_ observer: @escaping @Sendable (SpaceLifecycleEvent) -> Void) {
-        observers.withLock { $0.append(observer) }
+    /// Stops hosts just taken out of the pool, in parallel.
+    private func stop(_ hosts: [(Int, HostProcess)], kind: SpaceEvent.Kind, detail: String, force: Bool = false) async {
+        await withTaskGroup(of: Void.self) { group in
+            for (index, host) in hosts {
+                group.addTask { [self] in
+                    if force {
+                        host.channel.close(with: SpaceError(.notRunning, "the space was killed"))
+                        host.kill()
+                    } else {
+                        await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
+                    }
+                    host.channel.stopThread()
+                    if !host.isConnection { emit(SpaceEvent(kind, worker: index, pid: host.pid, detail: detail)) }
+                }
+            }
+        }
     }
 
-    private func emit(_ event: SpaceLifecycleEvent) {
-        for o in observers.withLock({ $0 }) { o(event) }
+    // MARK: Observing
+
+    /// The space's lifecycle events from now on (spawned, ready, respawned, idleStopped, stopped,
+    /// crashed, timedOut, dead, reloaded): a new stream per call, keeping the newest 1,000 events
+    /// if the consumer falls behind. It ends when the space is released.
+    public func events() -> AsyncStream<SpaceEvent> {
+        hub.stream(buffering: 1000)
     }
 
-    /// The phase's name: `running`, `starting`, `stopped` (the next call starts it) or `destroyed`.
-    package var phaseName: String {
+    /// Calls `observer` for every event, on whichever thread saw it (the daemon's event log).
+    package func observe(_ observer: @escaping @Sendable (SpaceEvent) -> Void) {
+        hub.observe(observer)
+    }
+
+    func emit(_ event: SpaceEvent) { hub.emit(event) }
+
+    /// Counters, call latency percentiles and the pool's workers.
+    public var statistics: SpaceStatistics {
+        var s = recorder.snapshot
+        state.withLock { st in
+            s.sequentialDeaths = st.sequentialDeaths
+            s.workers = st.workers.enumerated().map { i, w in
+                .init(index: i, pid: w.host?.pid, inFlight: w.host?.load.load(ordering: .relaxed) ?? 0)
+            }
+        }
+        return s
+    }
+
+    /// The space's state: `running` (some host serves calls), `starting`, `stopped` (the next
+    /// call starts it), `dead` or `destroyed`.
+    public var stateName: String {
         state.withLock { s in
-            switch s.phase {
-            case .running: return "running"
-            case .starting: return "starting"
-            case .stopped: return "stopped"
+            switch s.mode {
             case .destroyed: return "destroyed"
+            case .dead: return "dead"
+            case .active:
+                if s.workers.contains(where: { $0.host != nil }) { return "running" }
+                return s.starting.isEmpty ? "stopped" : "starting"
             }
         }
     }
 
-    /// Why the host is not running, when it stopped or crashed.
-    package var stopReason: SpaceError? {
+    /// Why the host last stopped or died, if it did.
+    public var stopReason: SpaceError? {
         state.withLock { s in
-            if case .stopped(let e) = s.phase { return e }
-            return nil
+            if case .dead(let e) = s.mode { return e }
+            return s.lastStop
         }
     }
 
@@ -190,26 +300,28 @@ public final class Space: Sendable {
 
     /// True while no host is running: before ``build()``, after ``destroy()``, an idle stop or a crash.
     public var isKilled: Bool {
-        state.withLock { s in
-            if case .running = s.phase { return false }
-            return true
-        }
+        state.withLock { s in !s.workers.contains { $0.host != nil } }
     }
 
-    /// The host's process id while it runs.
+    /// The pid of the first running worker's host.
     public var pid: Int32? {
-        state.withLock { s in
-            if case .running(let h) = s.phase { return h.pid }
-            return nil
-        }
+        state.withLock { s in s.workers.lazy.compactMap(\.host).first?.pid }
     }
 
-    /// The host's hello (protocol version, limits) while it runs.
+    /// The pids of the workers' hosts (nil where none runs).
+    public var workerPIDs: [Int32?] {
+        state.withLock { s in s.workers.map { $0.host?.pid } }
+    }
+
+    /// The first running host's hello (protocol version, limits).
     public var hostInfo: Hello? {
-        state.withLock { s in
-            if case .running(let h) = s.phase { return h.hello }
-            return nil
-        }
+        state.withLock { s in s.workers.lazy.compactMap(\.host).first?.hello }
+    }
+
+    /// The last lines the first running host (or, while none runs, none) wrote to stderr.
+    public var recentOutput: [String] {
+        let host = state.withLock { s in s.workers.lazy.compactMap(\.host).first }
+        return host?.recentOutput ?? []
     }
 
     /// Counts as a call for the inactivity timeout.
@@ -219,7 +331,7 @@ public final class Space: Sendable {
 
     // MARK: Plugins and calls
 
-    /// Loads a library into the space.
+    /// Loads a library into the space (into every worker).
     ///
     /// - Parameters:
     ///   - library: a path (contains `/`), or a name looked up as `lib<NAME>.so`, then `NAME.so`, in
@@ -227,35 +339,91 @@ public final class Space: Sendable {
     ///   - name: the package name for calls; default: the manifest's name, else `library`.
     ///   - declarations: C declarations, for libraries without a manifest.
     ///   - initArguments: passed to the plugin's init hook.
+    ///   - timeout: how long the init hook may take (default `callTimeout`); past it the host is
+    ///     killed and the add fails with ``SpaceError/Code/timedOut``.
     /// - Returns: what was loaded: `{"name", "version", "path", "functions": [{"name", "declaration"}]}`.
     @discardableResult
     public func add(_ library: String, as name: String? = nil, declarations: String? = nil,
-                    initArguments: [String] = []) async throws(SpaceError) -> Value {
+                    initArguments: [String] = [], timeout: Duration? = nil) async throws(SpaceError) -> Value {
         let request = AddRequest(library: library, alias: name ?? "", declarations: declarations ?? "",
                                  initArguments: initArguments)
-        let host = try await host(starting: false)
-        let info = try await host.channel.request { w, id in
-            w.beginFrame(.add, id: id)
-            request.encode(into: &w)
-            w.endFrame()
+        let ms = timeout.map(milliseconds) ?? configuration.callTimeout
+        return try await gate.withLock { () async throws(SpaceError) -> Value in
+            let hosts = try await runningHostsLocked()
+            let results = await everyHost(hosts) { [self] index, host async throws(SpaceError) -> Value in
+                try await send(host, worker: index, what: "add \(library)", timeoutMilliseconds: ms) { w, id in
+                    w.beginFrame(.add, id: id)
+                    request.encode(into: &w)
+                    w.endFrame()
+                }
+            }
+            var info: Value?
+            var failure: SpaceError?
+            for r in results {
+                switch r.1 {
+                case .success(let v): info = info ?? v
+                case .failure(let e): failure = failure ?? e
+                }
+            }
+            if let failure {
+                // All or nothing: take it back out of the workers that loaded it.
+                if let package = info?[field: "name"]?.string {
+                    for (i, r) in results {
+                        if case .success = r, let host = hosts.first(where: { $0.0 == i })?.1 {
+                            _ = try? await host.channel.request { w, id in
+                                w.beginFrame(.remove, id: id)
+                                w.writeString(package)
+                                w.endFrame()
+                            }
+                        }
+                    }
+                }
+                throw failure
+            }
+            let loaded = info ?? .null
+            // The daemon keeps (and replays) the adds of its spaces; only an embedded space keeps its own.
+            if case .embedded = backend {
+                let package = loaded[field: "name"]?.string ?? request.alias
+                state.withLock { $0.adds.append((package, request)) }
+            }
+            return loaded
         }
-        // The daemon keeps (and replays) the adds of its spaces; only an embedded space keeps its own.
-        if case .embedded = backend {
-            let package = info[field: "name"]?.string ?? request.alias
-            state.withLock { $0.adds.append((package, request)) }
-        }
-        return info
     }
 
-    /// Unloads a package: its deinit hook runs, the library is closed, and restarts no longer replay it.
+    /// Unloads a package from every worker: its deinit hook runs, the library is closed, and
+    /// restarts no longer replay it.
     public func remove(_ package: String) async throws(SpaceError) {
-        let host = try await host(starting: false)
-        _ = try await host.channel.request { w, id in
-            w.beginFrame(.remove, id: id)
-            w.writeString(package)
-            w.endFrame()
+        try await gate.withLock { () async throws(SpaceError) in
+            let hosts = try await runningHostsLocked()
+            let results = await everyHost(hosts) { _, host async throws(SpaceError) -> Value in
+                try await host.channel.request { w, id in
+                    w.beginFrame(.remove, id: id)
+                    w.writeString(package)
+                    w.endFrame()
+                }
+            }
+            state.withLock { s in s.adds.removeAll { $0.package == package } }
+            for (_, r) in results { if case .failure(let e) = r { throw e } }
         }
-        state.withLock { s in s.adds.removeAll { $0.package == package } }
+    }
+
+    /// Runs `body` on every host at once; results by worker index.
+    private func everyHost(_ hosts: [(Int, HostProcess)],
+                           _ body: @escaping @Sendable (Int, HostProcess) async throws(SpaceError) -> Value) async -> [(Int, Result<Value, SpaceError>)] {
+        if hosts.count == 1 {
+            let (i, h) = hosts[0]
+            do throws(SpaceError) { return [(i, .success(try await body(i, h)))] } catch { return [(i, .failure(error))] }
+        }
+        return await withTaskGroup(of: (Int, Result<Value, SpaceError>).self) { group in
+            for (i, h) in hosts {
+                group.addTask {
+                    do throws(SpaceError) { return (i, .success(try await body(i, h))) } catch { return (i, .failure(error)) }
+                }
+            }
+            var out: [(Int, Result<Value, SpaceError>)] = []
+            for await r in group { out.append(r) }
+            return out.sorted { $0.0 < $1.0 }
+        }
     }
 
     /// Calls `function` of `package` with `arguments`, typed by the function's C declaration.
@@ -265,15 +433,21 @@ public final class Space: Sendable {
     }
 
     /// Calls `function` of `package` with `arguments`, typed by the function's C declaration.
+    ///
+    /// - Parameter timeout: how long the call may take (default `callTimeout`); past it the host
+    ///   running it is killed (native code cannot be cancelled) and the call fails with
+    ///   ``SpaceError/Code/timedOut``; the host's other calls in flight fail with
+    ///   ``SpaceError/Code/interrupted``; the next call starts a new host.
     @discardableResult
-    public func call(_ package: String, _ function: String, arguments: [Value]) async throws(SpaceError) -> Value {
+    public func call(_ package: String, _ function: String, arguments: [Value], timeout: Duration? = nil) async throws(SpaceError) -> Value {
         if arguments.count > configuration.limits.maxArguments {
             throw SpaceError(.tooLarge, "\(arguments.count) arguments exceed the limit of \(configuration.limits.maxArguments)")
         }
         // A `cb:N` without a handler still needs its invocations read (and answered) until released.
         let takesCallbacks = arguments.contains { if case .callback = $0 { return true } else { return false } }
         return try await relay(package, function, arguments,
-                               subscription: takesCallbacks ? CallbackSubscription(handlers: [], continuation: nil) : nil)
+                               subscription: takesCallbacks ? CallbackSubscription(handlers: [], continuation: nil) : nil,
+                               timeout: timeout.map(milliseconds))
     }
 
     /// Calls `function` with callback handlers in place of `cb:N` (`.callback { args in ... }`).
@@ -289,11 +463,12 @@ public final class Space: Sendable {
         try await call(package, function, arguments: arguments)
     }
 
-    /// Calls `function` with callback handlers in place of `cb:N` (see ``call(_:_:_:)-(_,_,Argument...)``).
+    /// Calls `function` with callback handlers in place of `cb:N` (see ``call(_:_:_:)-(_,_,Argument...)``);
+    /// `timeout` as for ``call(_:_:arguments:timeout:)-(_,_,[Value],_)``.
     @_disfavoredOverload
     @discardableResult
-    public func call(_ package: String, _ function: String, arguments: [Argument]) async throws(SpaceError) -> Value {
-        let (result, subscription) = try await start(package, function, arguments, continuation: nil)
+    public func call(_ package: String, _ function: String, arguments: [Argument], timeout: Duration? = nil) async throws(SpaceError) -> Value {
+        let (result, subscription) = try await start(package, function, arguments, continuation: nil, timeout: timeout)
         if let e = subscription.firstError { throw e }
         return result
     }
@@ -306,16 +481,16 @@ public final class Space: Sendable {
         try await stream(package, function, arguments: arguments)
     }
 
-    /// See ``stream(_:_:_:)``.
-    public func stream(_ package: String, _ function: String, arguments: [Argument]) async throws(SpaceError) -> CallbackCall {
+    /// See ``stream(_:_:_:)``; `timeout` bounds the call (not the stream after it returned).
+    public func stream(_ package: String, _ function: String, arguments: [Argument], timeout: Duration? = nil) async throws(SpaceError) -> CallbackCall {
         let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
-        let (result, subscription) = try await start(package, function, arguments, continuation: continuation)
+        let (result, subscription) = try await start(package, function, arguments, continuation: continuation, timeout: timeout)
         return CallbackCall(result: result, invocations: invocations, cancelAction: { subscription.cancel() })
     }
 
     private func start(
         _ package: String, _ function: String, _ arguments: [Argument],
-        continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?
+        continuation: AsyncThrowingStream<CallbackInvocation, any Error>.Continuation?, timeout: Duration?
     ) async throws(SpaceError) -> (Value, CallbackSubscription) {
         if arguments.count > configuration.limits.maxArguments {
             throw SpaceError(.tooLarge, "\(arguments.count) arguments exceed the limit of \(configuration.limits.maxArguments)")
@@ -328,227 +503,26 @@ public final class Space: Sendable {
             values.append(a.wire)
         }
         let subscription = CallbackSubscription(handlers: handlers, continuation: continuation)
-        let result = try await relay(package, function, values, subscription: subscription)
+        let result = try await relay(package, function, values, subscription: subscription,
+                                     timeout: timeout.map(milliseconds))
         return (result, subscription)
     }
 
-    /// Asks the host to answer; proves it is alive and responsive.
+    /// Asks a host to answer; proves it is alive and responsive.
     public func ping() async throws(SpaceError) {
-        let host = try await host(starting: false)
+        let host = try await lease()
+        defer { host.load.subtract(1, ordering: .releasing) }
         _ = try await host.channel.request { w, id in
             w.beginFrame(.ping, id: id)
             w.endFrame()
         }
     }
-
-    // MARK: Starting and stopping
-
-    /// The running host. Starts one (replaying adds) after an idle stop or a crash; after
-    /// ``destroy()`` only when `starting` (that is, from ``build()``).
-    private func host(starting: Bool) async throws(SpaceError) -> HostProcess {
-        enum Next { case ready(HostProcess), wait(Task<HostProcess, any Error>), fail(SpaceError) }
-        let next: Next = state.withLock { s in
-            switch s.phase {
-            case .running(let h):
-                return .ready(h)
-            case .starting(let t):
-                return .wait(t)
-            case .destroyed where !starting:
-                return .fail(SpaceError(.notRunning, "the space was destroyed; call build() to start it again"))
-            case .stopped, .destroyed:
-                s.generation += 1
-                let generation = s.generation
-                let adds = s.adds.map(\.request)
-                let task = Task { [self] () async throws -> HostProcess in
-                    try await self.start(generation: generation, replaying: adds)
-                }
-                s.phase = .starting(task)
-                return .wait(task)
-            }
-        }
-        switch next {
-        case .ready(let h): return h
-        case .fail(let e): throw e
-        case .wait(let task):
-            do {
-                return try await task.value
-            } catch let e as SpaceError {
-                throw e
-            } catch {
-                throw SpaceError(.spawnFailed, "\(error)")
-            }
-        }
-    }
-
-    private func start(generation: Int, replaying adds: [AddRequest]) async throws(SpaceError) -> HostProcess {
-        var spawned: HostProcess?
-        do throws(SpaceError) {
-            let onClose: @Sendable (HostProcess, SpaceError) -> Void = { [weak self] host, error in
-                self?.hostClosed(host, error)
-            }
-            let host: HostProcess
-            switch backend {
-            case .embedded:
-                host = try HostProcess.spawn(configuration, onClose: onClose)
-                spawned = host
-            case .daemon(let socket, let name, let startDaemon):
-                do throws(SpaceError) {
-                    host = try HostProcess.connect(path: socket, configuration, onClose: onClose)
-                } catch where error.code == .daemonNotRunning && startDaemon != nil {
-                    try startDaemon!()
-                    host = try HostProcess.connect(path: socket, configuration, onClose: onClose)
-                }
-                spawned = host
-                _ = try await host.channel.request { w, id in
-                    w.beginFrame(.control, id: id)
-                    ControlRequest("attach", .object([.init("space", .string(name))])).encode(into: &w)
-                    w.endFrame()
-                }
-            }
-            for add in adds {
-                _ = try await host.channel.request { w, id in
-                    w.beginFrame(.add, id: id)
-                    add.encode(into: &w)
-                    w.endFrame()
-                }
-            }
-        } catch {
-            if let half = spawned {
-                // A replayed add failed: this host is not the space the caller had. Do not leave it running.
-                half.kill()
-                half.channel.close(with: error)
-                half.channel.stopThread()
-            }
-            state.withLock { s in
-                if s.generation == generation { s.phase = .stopped(error) }
-            }
-            // Only a replay makes this a restart; a first start or a daemon connection fails as itself.
-            if adds.isEmpty { throw error }
-            throw SpaceError(error.code, "the space could not be restarted: \(error.message)", errno: error.errno)
-        }
-        let host = spawned!
-        let current = state.withLock { s -> Bool in
-            guard s.generation == generation else { return false }
-            s.phase = .running(host)
-            return true
-        }
-        if !current {
-            // Destroyed while starting.
-            host.kill()
-            host.channel.close(with: SpaceError(.notRunning, "the space was destroyed while starting"))
-            host.channel.stopThread()
-            throw SpaceError(.notRunning, "the space was destroyed while starting")
-        }
-        resetInactivity()
-        if !host.isConnection { emit(.started(pid: host.pid)) }
-        return host
-    }
-
-    /// The channel of `host` closed: a crash, a kill, the end of a stop, or a broken protocol.
-    /// A host that is still running behind a closed channel (it broke the protocol, or a plugin
-    /// closed fd 3) can never be talked to again: it is killed, not left behind.
-    private func hostClosed(_ host: HostProcess, _ error: SpaceError) {
-        let unexpected: Bool = state.withLock { s in
-            if case .running(let h) = s.phase, h === host {
-                s.phase = .stopped(error)
-                return true
-            }
-            return false
-        }
-        host.kill()
-        host.channel.stopThread()
-        if unexpected && !host.isConnection { emit(.crashed(pid: host.pid, error: error)) }
-    }
-
-    /// Stops the host after `inactivityTimeout` ms without a call.
-    private func startWatchdog() {
-        let timeout = configuration.inactivityTimeout
-        guard timeout > 0 else { return }
-        watchdog.withLock { task in
-            guard task == nil else { return }
-            task = Task { [weak self] in
-                let timeoutNs = UInt64(timeout) * 1_000_000
-                var wait = timeoutNs
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .nanoseconds(Int64(min(wait, UInt64(Int64.max)))))
-                    guard let self, !Task.isCancelled else { return }
-                    let idleFor = monotonicNanoseconds() &- self.lastActivity.load(ordering: .relaxed)
-                    if idleFor >= timeoutNs {
-                        await self.stopIfIdle()
-                        wait = timeoutNs
-                    } else {
-                        wait = timeoutNs - idleFor
-                    }
-                }
-            }
-        }
-    }
-
-    private func stopIfIdle() async {
-        let host: HostProcess? = state.withLock { s in
-            guard case .running(let h) = s.phase, h.channel.outstanding == 0 else { return nil }
-            s.phase = .stopped(SpaceError(.notRunning, "the space was stopped after \(configuration.inactivityTimeout) ms without a call"))
-            s.generation += 1
-            return h
-        }
-        if let host {
-            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
-            host.channel.stopThread()
-            emit(.stopped(pid: host.pid, reason: "idle for \(configuration.inactivityTimeout) ms"))
-        }
-    }
 }
 
-/// A change in a space's host process.
-package enum SpaceLifecycleEvent: Sendable {
-    /// A host started (and replayed the adds).
-    case started(pid: Int32)
-    /// A host was stopped on purpose: `reason` is "idle for N ms", "killed" or "destroyed".
-    case stopped(pid: Int32, reason: String)
-    /// A host died unexpectedly (or broke the protocol); `error` says how.
-    case crashed(pid: Int32, error: SpaceError)
-}
-
-// MARK: Relaying (the daemon) and daemon requests
-
-extension Space {
-    /// Sends a call of wire values and returns the host's answer; `subscription` receives its
-    /// callbacks (handlers and a stream, or relaying for the daemon: ``CallbackSubscription/init(forward:)``).
-    package func relay(_ package: String, _ function: String, _ arguments: [Value],
-                       subscription: CallbackSubscription?) async throws(SpaceError) -> Value {
-        let host = try await host(starting: false)
-        resetInactivity()
-        defer { resetInactivity() }
-        return try await host.channel.request(subscription: subscription) { w, id in
-            w.writeCall(id: id, package: package, function: function, arguments: arguments)
-        }
-    }
-
-    /// Sends a control request to the daemon (`ls`, `status`, `kill`, ...; see docs/protocol.md).
-    /// Only for a space connected with ``SpaceDaemon/connect(space:configuration:autoStart:executable:configPath:runtimeDirectory:)``.
-    public func daemonRequest(_ operation: String, _ arguments: Value = .null) async throws(SpaceError) -> Value {
-        try await control(operation, arguments, subscription: nil)
-    }
-
-    /// A control request whose answer goes on as a stream (`events` with `follow`): each event is
-    /// one invocation with one argument, until ``CallbackCall/cancel()`` or the daemon stops.
-    public func daemonStream(_ operation: String, _ arguments: Value = .null) async throws(SpaceError) -> CallbackCall {
-        let (invocations, continuation) = AsyncThrowingStream<CallbackInvocation, any Error>.makeStream()
-        let subscription = CallbackSubscription(handlers: [], continuation: continuation)
-        let result = try await control(operation, arguments, subscription: subscription)
-        return CallbackCall(result: result, invocations: invocations, cancelAction: { subscription.cancel() })
-    }
-
-    private func control(_ operation: String, _ arguments: Value,
-                         subscription: CallbackSubscription?) async throws(SpaceError) -> Value {
-        guard isDaemonConnection else {
-            throw SpaceError(.notRunning, "\(operation): this space is not connected to the daemon")
-        }
-        let host = try await host(starting: false)
-        return try await host.channel.request(subscription: subscription) { w, id in
-            w.beginFrame(.control, id: id)
-            ControlRequest(operation, arguments).encode(into: &w)
-            w.endFrame()
-        }
-    }
+/// Whole milliseconds of a duration, at least 1 for a positive one.
+func milliseconds(_ d: Duration) -> Int {
+    let (seconds, attoseconds) = d.components
+    if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+    let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    return Int(max(1, min(ms, Int64(Int32.max))))
 }

@@ -23,6 +23,45 @@ public struct SpaceConfiguration: Sendable, Hashable {
     /// The daemon only: milliseconds it lives on with no space running and no client connected;
     /// 0 (the default) never exits by itself. Config key `daemon.idleTimeout`.
     public var daemonIdleTimeout: Int = 0
+    /// Host processes serving the space, each with every plugin added; calls go to the least-loaded.
+    /// Default 1. Config key `workers`.
+    public var workers: Int = 1
+    /// Milliseconds a call (or an add, whose init hook runs) may take before the space's host is
+    /// killed and the call fails with ``SpaceError/Code/timedOut``; 0 (the default) waits for ever.
+    /// A call's own timeout overrides it. Config key `callTimeout`.
+    public var callTimeout: Int = 0
+    /// Admission limits per space, checked before anything is sent. Config keys `limits.*`.
+    public var quotas = Quotas()
+
+    /// Admission limits of a space (config keys `limits.*`); 0 turns each off.
+    public struct Quotas: Sendable, Hashable {
+        /// Calls admitted per second (a token bucket holding one second's worth); more fail with
+        /// ``SpaceError/Code/rateLimited``. Config key `limits.maxCallsPerSecond`.
+        public var maxCallsPerSecond: Int
+        /// Encoded bytes of a call's arguments; more fail with ``SpaceError/Code/tooLarge`` before
+        /// anything is sent. Config key `limits.maxArgumentBytes`.
+        public var maxArgumentBytes: Int
+        /// Calls in flight at once; more wait for a slot (backpressure), in arrival order. Config key
+        /// `limits.maxInFlight`.
+        public var maxInFlight: Int
+        /// Calls waiting for a slot at once; more fail with ``SpaceError/Code/busy``. 0: no bound.
+        /// Config key `limits.maxQueued`.
+        public var maxQueued: Int
+        /// Address space of each host process in MiB (RLIMIT_AS): a plugin that allocates past it
+        /// gets NULL from malloc (and usually crashes, which is reported), instead of exhausting
+        /// the machine. Config key `limits.maxMemoryMB`.
+        public var maxMemoryMB: Int
+
+        /// Creates quotas; 0 turns a limit off.
+        public init(maxCallsPerSecond: Int = 0, maxArgumentBytes: Int = 0, maxInFlight: Int = 0,
+                    maxQueued: Int = 0, maxMemoryMB: Int = 0) {
+            self.maxCallsPerSecond = maxCallsPerSecond
+            self.maxArgumentBytes = maxArgumentBytes
+            self.maxInFlight = maxInFlight
+            self.maxQueued = maxQueued
+            self.maxMemoryMB = maxMemoryMB
+        }
+    }
 
     /// Timeouts of the process lifecycle, in milliseconds.
     public struct Control: Sendable, Hashable {
@@ -30,11 +69,21 @@ public struct SpaceConfiguration: Sendable, Hashable {
         public var forkTimeout: Int
         /// How long a graceful stop may take before the host is killed. Default 5,000.
         public var stopTimeout: Int
+        /// A host that dies (crashes, or fails to start) within this many milliseconds of its start
+        /// died *sequentially*; a later death resets the count. Default 5,000.
+        public var exitThreshold: Int
+        /// Sequential deaths tolerated: one more makes the space ``SpaceState/dead`` and its calls
+        /// fail fast with ``SpaceError/Code/dead`` until ``Space/reload()`` or ``Space/build()``.
+        /// Default 3.
+        public var allowedSequentialDeaths: Int
 
         /// Creates control settings.
-        public init(forkTimeout: Int = 10_000, stopTimeout: Int = 5_000) {
+        public init(forkTimeout: Int = 10_000, stopTimeout: Int = 5_000, exitThreshold: Int = 5_000,
+                    allowedSequentialDeaths: Int = 3) {
             self.forkTimeout = forkTimeout
             self.stopTimeout = stopTimeout
+            self.exitThreshold = exitThreshold
+            self.allowedSequentialDeaths = allowedSequentialDeaths
         }
     }
 

@@ -15,8 +15,6 @@ final class ManagedSpace: Sendable {
     private let state = Mutex(Counters())
 
     struct Counters {
-        var calls: UInt64 = 0
-        var failures: UInt64 = 0
         /// Wall-clock milliseconds of the last request, or 0.
         var lastUse: UInt64 = 0
         /// The add replies, by package name, in add order.
@@ -27,16 +25,6 @@ final class ManagedSpace: Sendable {
         self.name = name
         self.space = Space(lazy: configuration)
         self.created = wallClockMilliseconds()
-    }
-
-    /// Counts a finished call.
-    func record(success: Bool) {
-        let now = wallClockMilliseconds()
-        state.withLock { c in
-            c.calls += 1
-            if !success { c.failures += 1 }
-            c.lastUse = now
-        }
     }
 
     func touch() {
@@ -78,13 +66,14 @@ final class ManagedSpace: Sendable {
     /// One line of `ls`.
     func summary() -> Value {
         let c = counters
+        let stats = space.statistics
         return .object([
             .init("space", .string(name)),
-            .init("state", .string(space.phaseName)),
+            .init("state", .string(space.stateName)),
             .init("pid", space.isKilled ? .null : space.pid.map { .int(Int64($0)) } ?? .null),
             .init("plugins", .array(c.packages.map { .string($0.name) })),
-            .init("calls", .uint(c.calls)),
-            .init("failures", .uint(c.failures)),
+            .init("calls", .uint(stats.succeeded + stats.failed)),
+            .init("failures", .uint(stats.failed)),
             .init("lastUse", c.lastUse == 0 ? .null : .string(isoTime(c.lastUse))),
         ])
     }
@@ -113,7 +102,14 @@ final class ManagedSpace: Sendable {
             .init("reported", .bool(running != nil)),
         ])))
         let config = space.configuration
+        let stats = space.statistics
+        fields.append(.init("workers", .array(stats.workers.map { w in
+            .object([.init("worker", .int(Int64(w.index))), .init("pid", w.pid.map { .int(Int64($0)) } ?? .null),
+                     .init("inFlight", .int(Int64(w.inFlight)))])
+        })))
+        fields.append(.init("sequentialDeaths", .int(Int64(stats.sequentialDeaths))))
         fields.append(.init("inactivityTimeout", .int(Int64(config.inactivityTimeout))))
+        fields.append(.init("callTimeout", .int(Int64(config.callTimeout))))
         return .object(fields)
     }
 }

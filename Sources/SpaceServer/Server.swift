@@ -257,8 +257,20 @@ public final class DaemonServer: @unchecked Sendable {
     /// Decodes one request (its payload is only valid until the next frame) and starts it.
     private func dispatch(_ c: Connection, _ frame: Frame) throws(SpaceError) {
         var r = WireReader(frame.payload, limits: configuration.limits)
-        let id = frame.id
-        switch frame.kind {
+        try dispatch(c, frame.kind, frame.id, &r, timeout: nil)
+    }
+
+    /// Starts one request; `timeout` (ms) came with a ``MessageKind/deadline`` frame around it.
+    private func dispatch(_ c: Connection, _ kind: MessageKind, _ id: UInt32, _ r: inout WireReader,
+                          timeout: Int?) throws(SpaceError) {
+        switch kind {
+        case .deadline where timeout == nil:
+            let ms = Int(try r.readU32())
+            let inner = MessageKind(rawValue: try r.readU8())
+            guard inner == .call || inner == .add else {
+                throw SpaceError(.protocolError, "a deadline frame may wrap a call or an add, not \(inner)")
+            }
+            try dispatch(c, inner, id, &r, timeout: ms)
         case .call:
             let package = try r.readString()
             let function = try r.readString()
@@ -268,11 +280,11 @@ public final class DaemonServer: @unchecked Sendable {
             for _ in 0..<count { arguments.append(try r.readValue()) }
             try r.expectEnd("call")
             let name = c.space
-            Task { await self.call(c, id, name, package, function, arguments) }
+            Task { await self.call(c, id, name, package, function, arguments, timeout: timeout) }
         case .add:
             let request = try AddRequest.decode(&r)
             let name = c.space
-            Task { await self.add(c, id, name, request) }
+            Task { await self.add(c, id, name, request, timeout: timeout) }
         case .remove:
             let package = try r.readString()
             try r.expectEnd("remove")
@@ -320,7 +332,7 @@ public final class DaemonServer: @unchecked Sendable {
                 }
             }
         default:
-            throw SpaceError(.protocolError, "unexpected \(frame.kind) frame from a client")
+            throw SpaceError(.protocolError, "unexpected \(kind) frame from a client")
         }
     }
 
@@ -347,20 +359,19 @@ public final class DaemonServer: @unchecked Sendable {
         return space
     }
 
-    private func lifecycle(_ name: String, _ event: SpaceLifecycleEvent) {
-        switch event {
-        case .started(let pid):
-            events.append(space: name, "started", ["pid": .int(Int64(pid))])
-        case .stopped(let pid, let reason):
-            events.append(space: name, "stopped", ["pid": .int(Int64(pid)), "reason": .string(reason)])
-        case .crashed(let pid, let error):
-            events.append(space: name, "crashed", ["pid": .int(Int64(pid)), "code": .string(error.code.rawValue),
-                                                   "message": .string(error.message)])
+    private func lifecycle(_ name: String, _ event: SpaceEvent) {
+        var details: [String: Value] = ["worker": .int(Int64(event.worker))]
+        if let pid = event.pid { details["pid"] = .int(Int64(pid)) }
+        if !event.detail.isEmpty { details["detail"] = .string(event.detail) }
+        if let e = event.error {
+            details["code"] = .string(e.code.rawValue)
+            details["message"] = .string(e.message)
         }
+        events.append(space: name, event.kind.rawValue, details)
     }
 
     private func call(_ c: Connection, _ id: UInt32, _ name: String, _ package: String, _ function: String,
-                      _ arguments: [Value]) async {
+                      _ arguments: [Value], timeout: Int?) async {
         let managed: ManagedSpace
         do throws(SpaceError) { managed = try space(name) } catch { return c.sendError(id, error) }
         var subscription: CallbackSubscription?
@@ -380,22 +391,24 @@ public final class DaemonServer: @unchecked Sendable {
             subscription = sub
         }
         do throws(SpaceError) {
-            let result = try await managed.space.relay(package, function, arguments, subscription: subscription)
-            managed.record(success: true)
+            let result = try await managed.space.relay(package, function, arguments, subscription: subscription,
+                                                       timeout: timeout)
+            managed.touch()
             c.sendResult(id, result)
         } catch {
-            managed.record(success: false)
+            managed.touch()
             c.sendError(id, error)
         }
     }
 
-    private func add(_ c: Connection, _ id: UInt32, _ name: String, _ request: AddRequest) async {
+    private func add(_ c: Connection, _ id: UInt32, _ name: String, _ request: AddRequest, timeout: Int?) async {
         do throws(SpaceError) {
             let managed = try space(name, create: true)
             managed.touch()
             let info = try await managed.space.add(request.library, as: request.alias.isEmpty ? nil : request.alias,
                                                    declarations: request.declarations.isEmpty ? nil : request.declarations,
-                                                   initArguments: request.initArguments)
+                                                   initArguments: request.initArguments,
+                                                   timeout: timeout.map { .milliseconds($0) })
             managed.added(info)
             events.append(space: name, "added", ["package": info[field: "name"] ?? .null, "path": info[field: "path"] ?? .null])
             c.sendResult(id, info)
@@ -442,14 +455,11 @@ public final class DaemonServer: @unchecked Sendable {
             return try space(try spaceArgument()).describe(package, function)
         case "stats":
             let managed = try space(try spaceArgument())
-            let counters = managed.counters
-            var fields: [Value.Field] = [
-                .init("space", .string(managed.name)),
-                .init("state", .string(managed.space.phaseName)),
-                .init("calls", .uint(counters.calls)),
-                .init("failures", .uint(counters.failures)),
-                .init("clients", .int(Int64(connections.withLock { $0.count }))),
-            ]
+            let stats = managed.space.statistics
+            guard case .object(var fields) = stats.value else { return stats.value }
+            fields.insert(.init("space", .string(managed.name)), at: 0)
+            fields.insert(.init("state", .string(managed.space.stateName)), at: 1)
+            fields.append(.init("clients", .int(Int64(connections.withLock { $0.count }))))
             // The host's own counters, without starting a stopped host just to ask.
             if !managed.space.isKilled, let host = try? await managed.space.call("space", "stats") {
                 fields.append(.init("host", host))
@@ -474,11 +484,9 @@ public final class DaemonServer: @unchecked Sendable {
             return .object([.init("space", .string(managed.name)), .init("pid", pid.map { .int(Int64($0)) } ?? .null)])
         case "reload":
             let managed = try space(try spaceArgument())
-            await managed.space.kill()
-            try await managed.space.build()
-            events.append(space: managed.name, "reloaded", ["pid": managed.space.pid.map { .int(Int64($0)) } ?? .null])
+            try await managed.space.reload()
             return .object([.init("space", .string(managed.name)),
-                            .init("pid", managed.space.pid.map { .int(Int64($0)) } ?? .null)])
+                            .init("pids", .array(managed.space.workerPIDs.map { $0.map { .int(Int64($0)) } ?? .null }))])
         case "info":
             return info()
         default:

@@ -60,6 +60,17 @@ public struct SpaceError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let permissionDenied = Code(rawValue: "permissionDenied")
         /// The daemon is not running (and was not to be started).
         public static let daemonNotRunning = Code(rawValue: "daemonNotRunning")
+        /// The call was in flight on a host that was killed because *another* call on it ran past
+        /// its deadline (native code cannot be cancelled, so the whole host goes). Safe to retry.
+        public static let interrupted = Code(rawValue: "interrupted")
+        /// More calls per second than `limits.maxCallsPerSecond`; nothing was sent.
+        public static let rateLimited = Code(rawValue: "rateLimited")
+        /// `limits.maxInFlight` calls were running and `limits.maxQueued` were waiting; nothing was sent.
+        public static let busy = Code(rawValue: "busy")
+        /// The space died `control.allowedSequentialDeaths` + 1 times in a row, each within
+        /// `control.exitThreshold` ms of its start, and is no longer restarted; calls fail fast until
+        /// it is reloaded (`space reload`, `Space.reload()`, `Space.build()`).
+        public static let dead = Code(rawValue: "dead")
     }
 
     /// Which argument a ``Code/badArgument`` error is about.

@@ -54,6 +54,11 @@ public struct MessageKind: RawRepresentable, Sendable, Hashable, CustomStringCon
     /// Answered with a ``result`` or an ``error``; a following request (`events --follow`) may get a
     /// stream of ``callbackEvent`` frames with its id, ended by a ``callbackRelease``. Hosts refuse it.
     public static let control = MessageKind(rawValue: 0x20)
+    /// Client → daemon: a request with a deadline. Payload: `u32` milliseconds, `u8` the wrapped
+    /// request's kind (``call`` or ``add``), then the wrapped request's payload; `id` is its id. The
+    /// daemon runs it with that timeout (past it the space's host is killed and the request fails
+    /// with `timedOut`). Hosts refuse it.
+    public static let deadline = MessageKind(rawValue: 0x21)
 
     /// The kind's name.
     public var description: String {
@@ -72,6 +77,7 @@ public struct MessageKind: RawRepresentable, Sendable, Hashable, CustomStringCon
         case .callbackCancel: return "callbackCancel"
         case .callbackFault: return "callbackFault"
         case .control: return "control"
+        case .deadline: return "deadline"
         default: return "kind(0x\(String(rawValue, radix: 16)))"
         }
     }
@@ -180,6 +186,26 @@ public struct WireWriter: Sendable {
         precondition(frameStart >= 0, "abandonFrame without beginFrame")
         bytes.removeSubrange(frameStart...)
         frameStart = -1
+    }
+
+    /// Rewrites the writer's only frame as a ``MessageKind/deadline`` frame wrapping it, with the
+    /// same id.
+    public mutating func wrapLastFrameWithTimeout(milliseconds: UInt32) {
+        precondition(frameStart < 0 && bytes.count >= Wire.headerSize, "wrapLastFrameWithTimeout needs one finished frame")
+        let kind = bytes[4]
+        var wrapped: [UInt8] = []
+        wrapped.reserveCapacity(bytes.count + 5)
+        wrapped += bytes[0..<4]
+        wrapped.append(MessageKind.deadline.rawValue)
+        wrapped += bytes[5..<9]
+        withUnsafeBytes(of: milliseconds.littleEndian) { wrapped.append(contentsOf: $0) }
+        wrapped.append(kind)
+        wrapped += bytes[9...]
+        let length = UInt32(truncatingIfNeeded: wrapped.count - 4)
+        withUnsafeBytes(of: length.littleEndian) { raw in
+            for i in 0..<4 { wrapped[i] = raw[i] }
+        }
+        bytes = wrapped
     }
 
     /// Bytes in the frame begun last, after its length field.

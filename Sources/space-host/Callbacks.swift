@@ -38,6 +38,14 @@ final class Callbacks: CallbackSink, CallbackFactory, @unchecked Sendable {
     private(set) var dropped: UInt64 = 0
     private(set) var events: UInt64 = 0
     private(set) var faults: UInt64 = 0
+    /// Invocations of closures after they were freed (a plugin bug: a use after release).
+    private(set) var late: UInt64 = 0
+    /// Freed closures, kept allocated a while: a plugin that calls a callback after releasing it
+    /// (a use-after-free in C terms) reaches a closure that returns the zero value and is counted,
+    /// instead of a trampoline libffi may have handed to another callback. Oldest first.
+    private var quarantine: [CallbackClosure] = []
+    private var quarantineNext = 0
+    static let quarantineSize = 1024
 
     // The call being marshaled; only the call thread touches these.
     private var current: UInt32 = 0
@@ -182,6 +190,12 @@ final class Callbacks: CallbackSink, CallbackFactory, @unchecked Sendable {
     private func free(_ c: CallbackClosure) {
         c.state = 2
         byCode[UInt(bitPattern: c.code)] = nil
+        if quarantine.count < Self.quarantineSize {
+            quarantine.append(c)
+        } else {
+            quarantine[quarantineNext] = c  // the oldest goes: its closure is freed now
+            quarantineNext = (quarantineNext + 1) % Self.quarantineSize
+        }
         allocated -= 1
         freed += 1
     }
@@ -206,6 +220,12 @@ final class Callbacks: CallbackSink, CallbackFactory, @unchecked Sendable {
         if let result { closure.storeZero(result) }
         outbox.lock.lock()
         guard closure.state == 0 else {
+            if closure.state == 2 {
+                late += 1
+                if late <= 10 {
+                    writeStandardError("space-host: callback \(closure.slot) of call \(closure.call) was invoked after it was released (space_callback_release); the plugin got the zero value\n")
+                }
+            }
             dropped += 1
             if var record = calls[closure.call] {
                 record.dropped += 1
@@ -278,6 +298,7 @@ final class Callbacks: CallbackSink, CallbackFactory, @unchecked Sendable {
                 "live": .int(Int64(allocated - revoked)), "revoked": .int(Int64(revoked)),
                 "made": .int(Int64(made)), "freed": .int(Int64(freed)), "events": .int(Int64(events)),
                 "dropped": .int(Int64(dropped)), "faults": .int(Int64(faults)), "max": .int(Int64(maxCallbacks)),
+                "afterRelease": .int(Int64(late)),
             ]
         }
     }

@@ -16,6 +16,8 @@ struct Options {
     var parentPID: pid_t = 0
     var limits = WireLimits.default
     var maxCallbacks = 4096
+    /// RLIMIT_AS in bytes (0: unchanged), set before the first request is read.
+    var maxAddressSpace: UInt64 = 0
 
     static func parse(_ args: [String]) -> Options {
         var o = Options()
@@ -31,6 +33,7 @@ struct Options {
             case "--max-arguments": o.limits.maxArguments = Int(next ?? "") ?? o.limits.maxArguments; i += 1
             case "--max-depth": o.limits.maxDepth = Int(next ?? "") ?? o.limits.maxDepth; i += 1
             case "--max-callbacks": o.maxCallbacks = Int(next ?? "") ?? o.maxCallbacks; i += 1
+            case "--max-address-space": o.maxAddressSpace = UInt64(next ?? "") ?? 0; i += 1
             case "--max-string-length": o.limits.maxStringLength = Int(next ?? "") ?? o.limits.maxStringLength; i += 1
             case "--version":
                 print("space-host \(hostVersion) (protocol \(Wire.protocolVersion))")
@@ -334,4 +337,12 @@ _ = cs_set_pdeathsig(SIGKILL)
 if options.parentPID != 0 && getppid() != options.parentPID { exit(0) }
 // A client that hangs up must not kill us with SIGPIPE mid-write; writeAll reports EPIPE instead.
 signal(SIGPIPE, SIG_IGN)
+if options.maxAddressSpace > 0 {
+    // limits.maxMemoryMB: a plugin's runaway allocation fails in this process (malloc returns NULL)
+    // instead of pushing the machine into its OOM killer.
+    var limit = rlimit(rlim_cur: rlim_t(options.maxAddressSpace), rlim_max: rlim_t(options.maxAddressSpace))
+    if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) != 0 {
+        writeStandardError("space-host: setrlimit(RLIMIT_AS, \(options.maxAddressSpace)) failed: errno \(errno)\n")
+    }
+}
 Host(options: options).run()

@@ -98,45 +98,16 @@ struct CallRequest {
                     return .null
                 }
             }
-            let call = try await withTimeout(timeout, space: s) { () throws(SpaceError) in
-                try await s.stream(package, function, arguments: callArguments)
-            }
+            // The daemon enforces the deadline: past it the space's host is killed (native code
+            // cannot be cancelled) and the call fails with timedOut; the next call starts a new host.
+            let call = try await s.stream(package, function, arguments: callArguments,
+                                          timeout: timeout.map { .milliseconds(Int64(($0 * 1000).rounded(.up))) })
             Output.line(json ? CLIOutput.resultLine(call.result) : CLIOutput.json(call.result))
             if let follow, let interrupted, slot > 0 {
                 await followCallbacks(call, seconds: follow, interrupted: interrupted)
             }
             call.cancel()
         }
-    }
-
-    /// Races `body` against `seconds`. When time is up first, the space is killed (the plugin is
-    /// stuck in native code, which cannot be cancelled), which ends the call, and the result is
-    /// timedOut; a call that returns in time is untouched.
-    private func withTimeout<T: Sendable>(_ seconds: Double?, space s: Space,
-                                          _ body: @escaping @Sendable () async throws(SpaceError) -> T) async throws(SpaceError) -> T {
-        guard let seconds else { return try await body() }
-        let name = space
-        let expired = Expired()
-        let result: Result<T, SpaceError>? = await withTaskGroup(of: Result<T, SpaceError>?.self) { group in
-            group.addTask {
-                do throws(SpaceError) { return .success(try await body()) } catch { return .failure(error) }
-            }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                } catch {
-                    return nil  // the call returned first
-                }
-                expired.flag.store(true, ordering: .relaxed)
-                _ = try? await s.daemonRequest("kill", .object([.init("space", .string(name)), .init("force", .bool(true))]))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
-        if !expired.flag.load(ordering: .relaxed), let result { return try result.get() }
-        throw SpaceError(.timedOut, "\(package) \(function) did not return within \(seconds) s; space '\(name)' was killed (native code cannot be cancelled)")
     }
 
     /// Waits while invocations keep coming: until the stream ends, `seconds` pass, or Ctrl-C.
@@ -160,11 +131,6 @@ struct CallRequest {
             group.cancelAll()
         }
     }
-}
-
-/// Set when a call's time ran out (shared with the task that noticed).
-final class Expired: Sendable {
-    let flag = Atomic<Bool>(false)
 }
 
 /// The configuration: `path` (`--config`), else the documented lookup.

@@ -206,7 +206,8 @@ struct Status: CLICommand {
 
 struct Stats: CLICommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a space's counters as JSON: calls, failures, and its host's (callbacks, handles).")
+        abstract: "Print a space's counters as JSON: calls, failures, timeouts, starts, crashes, latency percentiles, workers.",
+        discussion: "latencyNs holds count, p50, p90, p99, max and mean of the calls that returned, in nanoseconds (within 1/16). host holds the first running host's own counters (callbacks, handles), or null while none runs.")
 
     @ArgumentParser.Argument(help: ArgumentHelp("The space.", valueName: "S"))
     var space = "default"
@@ -222,7 +223,7 @@ struct Stats: CLICommand {
 
 struct Events: CLICommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print what happened: spaces made, adds, host starts, stops and crashes, kills, reloads.",
+        abstract: "Print what happened: spaces made, adds, hosts spawned/ready/respawned, idle stops, crashes, timeouts, dead spaces, reloads.",
         discussion: "Without S, the events of every space and of the daemon. --follow keeps printing new events until Ctrl-C.")
 
     @ArgumentParser.Argument(help: ArgumentHelp("Only this space's events.", valueName: "S"))
@@ -291,7 +292,8 @@ struct Kill: CLICommand {
 
 struct Reload: CLICommand {
     static let configuration = CommandConfiguration(
-        abstract: "Restart a space's host now, replaying its adds (picks up rebuilt libraries).")
+        abstract: "Replace a space's hosts with fresh ones, one worker at a time, so no call fails.",
+        discussion: "Each worker gets a new host that replays every add (picking up rebuilt libraries) before it takes calls; the old host stops after answering the calls it had. Also brings a dead space back.")
 
     @ArgumentParser.Argument(help: ArgumentHelp("The space.", valueName: "S"))
     var space = "default"
@@ -302,7 +304,8 @@ struct Reload: CLICommand {
         await perform(common) { () throws(SpaceError) in
             let r = try await common.request("reload", space: space)
             if common.json { return Output.line(CLIOutput.resultLine(r)) }
-            Output.line("reloaded space '\(space)' (pid \(r[field: "pid"]?.int.map(String.init) ?? "-"))")
+            let pids = (r[field: "pids"]?.array ?? []).map { $0.int.map(String.init) ?? "-" }
+            Output.line("reloaded space '\(space)' (pid\(pids.count == 1 ? "" : "s") \(pids.joined(separator: ", ")))")
         }
     }
 }

@@ -164,7 +164,12 @@ struct DaemonTests {
         let events = try await s.daemonRequest("events", ["space": "default"])
         let names = (events.array ?? []).compactMap { $0[field: "event"]?.string }
         #expect(names.contains("crashed"))
-        #expect(names.filter { $0 == "started" }.count == 2)
+        #expect(names.filter { $0 == "spawned" }.count == 2)
+        #expect(names.contains("ready") && names.contains("respawned"))
+        // The crash quotes what the host wrote to stderr last (abort's own message, if any, or nothing),
+        // and names the signal.
+        let crash = try #require((events.array ?? []).first { $0[field: "event"]?.string == "crashed" })
+        #expect(crash[field: "message"]?.string?.contains("SIGABRT") == true)
         await daemon.stop()
     }
 

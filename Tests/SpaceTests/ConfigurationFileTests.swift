@@ -217,7 +217,7 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
         (#"{"control": {"allowedSequentialDeaths": "3"}}"#, "'control.allowedSequentialDeaths' must be a non-negative integer", #"got "3""#),
         (#"{"workers": 0}"#, "'workers' must be a positive integer", "got 0"),
         (#"{"workers": "auto"}"#, "'workers' must be a positive integer", #"got "auto""#),
-        (#"{"callTimeout": 2.5}"#, "'callTimeout' must be a non-negative integer (milliseconds)", "got 2.5"),
+        (#"{"callTimeout": 2.5}"#, "'callTimeout' must be a non-negative integer (milliseconds; 0 = none)", "got 2.5"),
         (#"{"sandbox": true}"#, "'sandbox' must be an object", "got true"),
         (#"{"limits": [1]}"#, "'limits' must be an object", "got [1]"),
     ]
@@ -269,7 +269,7 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
         #expect(config.control.forkTimeout == 10_000)
     }
 
-    @Test func laterMilestoneKeysAreCheckedAndWarned() throws {
+    @Test func supervisionAndLimitKeysAreRead() throws {
         let (config, warnings) = try #require(valid("""
             {
               "workers": 4,
@@ -277,21 +277,32 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
               "callTimeout": 30000,
               "control": {"forkTimeout": 2000, "exitThreshold": 3000, "allowedSequentialDeaths": 0},
               "sandbox": {"network": false, "filesystem": ["/tmp"]},
-              "limits": {"maxDepth": 8}
+              "limits": {"maxDepth": 8, "maxCallsPerSecond": 100, "maxArgumentBytes": 4096,
+                         "maxInFlight": 8, "maxQueued": 16, "maxMemoryMB": 512, "maxCookies": 1}
             }
             """))
         #expect(warnings == [
-            "'workers' is not implemented yet and is ignored",
-            "'callTimeout' is not implemented yet and is ignored",
-            "'control.exitThreshold' is not implemented yet and is ignored",
-            "'control.allowedSequentialDeaths' is not implemented yet and is ignored",
             "'sandbox' is not implemented yet and is ignored",
-            "'limits' is not implemented yet and is ignored",
+            "unknown key 'limits.maxCookies' ignored",
         ])
         var expected = SpaceConfiguration()
         expected.inactivityTimeout = 1000
         expected.control.forkTimeout = 2000
-        #expect(config == expected, "ignored keys change nothing")
+        expected.control.exitThreshold = 3000
+        expected.control.allowedSequentialDeaths = 0
+        expected.workers = 4
+        expected.callTimeout = 30000
+        expected.limits.maxDepth = 8
+        expected.quotas = .init(maxCallsPerSecond: 100, maxArgumentBytes: 4096, maxInFlight: 8, maxQueued: 16, maxMemoryMB: 512)
+        #expect(config == expected)
+    }
+
+    @Test func supervisionKeysAreChecked() throws {
+        #expect(invalid(#"{"workers": 0}"#)?.message.contains("'workers' must be a positive integer") == true)
+        #expect(invalid(#"{"workers": 1000}"#)?.message.contains("'workers' must be at most 256") == true)
+        #expect(invalid(#"{"limits": {"maxInFlight": -1}}"#)?.message.contains("'limits.maxInFlight' must be a non-negative integer") == true)
+        #expect(invalid(#"{"limits": {"maxFrameSize": 0}}"#)?.message.contains("'limits.maxFrameSize' must be a positive integer") == true)
+        #expect(invalid(#"{"control": {"allowedSequentialDeaths": "3"}}"#)?.message.contains("'control.allowedSequentialDeaths'") == true)
     }
 
     @Test func warningsAreAppendedOnlyOnSuccess() throws {
@@ -351,8 +362,10 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
         defer { dir.remove() }
         let file = dir.write("config.json", "\u{FEFF}{\"workers\": 2, \"extra\": {\"deep\": 1}}\n")
         let (config, warnings) = try load(file).get()
-        #expect(config == SpaceConfiguration())
-        #expect(warnings == ["'workers' is not implemented yet and is ignored", "unknown key 'extra' ignored"])
+        var expected = SpaceConfiguration()
+        expected.workers = 2
+        #expect(config == expected)
+        #expect(warnings == ["unknown key 'extra' ignored"])
     }
 }
 
