@@ -221,7 +221,8 @@ struct CLITests {
 
         let reload = try box.run("reload", "--json")
         #expect(reload.status == 0)
-        #expect(try json(reload.lines.last!)[field: "result"]?[field: "pid"]?.int != newPID)
+        let reloaded = try #require(try json(reload.lines.last!)[field: "result"]?[field: "pids"]?.array)
+        #expect(reloaded.count == 1 && reloaded[0].int != nil && reloaded[0].int != newPID)
 
         let events = try box.run("events", "default", "--json")
         let names = events.lines.compactMap { try? json($0)[field: "event"]?.string }
@@ -230,6 +231,43 @@ struct CLITests {
         let missing = try box.run("status", "ghost")
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("unknownSpace"))
+    }
+
+    @Test("Supervision through the CLI: a pool, a crash quoting stderr, events, stats, a dead space, reload")
+    func supervision() throws {
+        let box = Sandbox(config: #"{"daemon": {"idleTimeout": 60000}, "workers": 2, "control": {"allowedSequentialDeaths": 1, "exitThreshold": 60000}}"#)
+        defer { box.finish() }
+        try box.run("add", "faults")
+        #expect(try box.run("call", "faults", "fault.alive", "41").lines.last == "42")
+        let status = try json(try box.run("status", "--json").stdout)
+        let workers = try #require(status[field: "workers"]?.array)
+        #expect(workers.count == 2 && workers.allSatisfy { $0[field: "pid"]?.int != nil })
+
+        let crash = try box.run("call", "faults", "fault.segv")
+        #expect(crash.status == 1)
+        #expect(crash.stderr.contains("crashed") && crash.stderr.contains("SIGSEGV"))
+        #expect(crash.stderr.contains("faults: dereferencing NULL"))
+        #expect(try box.run("call", "faults", "fault.alive", "1").lines.last == "2")
+
+        let stats = try json(try box.run("stats").stdout)
+        #expect(stats[field: "crashes"]?.int == 1)
+        #expect(stats[field: "latencyNs"]?[field: "p50"]?.int ?? 0 > 0)
+        #expect(stats[field: "workers"]?.array?.count == 2)
+
+        // A second quick death is one more than allowedSequentialDeaths: the space is dead.
+        _ = try box.run("call", "faults", "fault.abort")
+        let dead = try box.run("call", "faults", "fault.alive", "1")
+        #expect(dead.status == 1)
+        #expect(dead.stderr.contains("dead") && dead.stderr.contains("allowedSequentialDeaths"))
+        #expect(try json(try box.run("status", "--json").stdout)[field: "state"] == "dead")
+        let events = try box.run("events", "default", "--json").lines.compactMap { try? json($0)[field: "event"]?.string }
+        for kind in ["spawned", "ready", "crashed", "respawned", "dead"] { #expect(events.contains(kind), "\(kind)") }
+
+        let reload = try box.run("reload")
+        #expect(reload.status == 0)
+        #expect(reload.stdout.contains("pids"))
+        #expect(try box.run("call", "faults", "fault.alive", "2").lines.last == "3")
+        #expect(try json(try box.run("status", "--json").stdout)[field: "state"] == "running")
     }
 
     @Test("Callbacks: printed as they arrive, --json lines, --follow after the result")
