@@ -663,10 +663,12 @@ final class Channel: @unchecked Sendable {
         }
         guard first else { return }
         isClosed.store(true, ordering: .relaxed)
+        // The owner first (the space takes the host out of its pool and counts the death), so a
+        // caller that sees the error and calls again never gets this channel back.
+        onClose(error)
         for sub in subscriptions { sub.finish(throwing: error) }
         for c in resumes { c.resume(returning: .failure(error)) }
         wakeThread()
-        onClose(error)
     }
 
     /// Fails request `id` with `error` now, if its reply has not arrived; a reply that comes later

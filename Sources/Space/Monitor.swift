@@ -201,35 +201,58 @@ final class OutputTail: Sendable {
 
     init(fd: Int32) { self.fd = fd }
 
-    /// Reads what the pipe holds. Returns false at end of file (or on an error).
+    /// Reads what the pipe holds, at most `limit` bytes (a flooding plugin refills the pipe as fast
+    /// as it is read: the monitor thread must get back to its deadlines and other pipes; epoll
+    /// reports the rest again). Returns false at end of file (or on an error).
     @discardableResult
-    func drain() -> Bool {
+    func drain(limit: Int = 256 * 1024) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         return state.withLock { s in
             if s.closed { return false }
-            while true {
+            var taken = 0
+            while taken < limit {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n > 0 {
                     s.total += UInt64(n)
+                    taken += n
                     absorb(buffer[0..<n], &s)
                     continue
                 }
                 if n < 0 && (errno == EAGAIN || errno == EINTR) { return true }
                 return false
             }
+            return true
         }
     }
 
+    /// Takes a chunk into the tail. Only the lines that can survive are made into strings: a
+    /// flood of short lines costs a backward scan per chunk, not a String per line.
     private func absorb(_ chunk: ArraySlice<UInt8>, _ s: inout State) {
+        guard let lastNL = chunk.lastIndex(of: 0x0A) else {
+            if s.partial.count < Self.maxLineBytes { s.partial += chunk.prefix(Self.maxLineBytes - s.partial.count) }
+            return
+        }
+        // The ends of the last `maxLines` complete lines, latest first.
+        var ends = [lastNL]
+        var cursor = lastNL
+        while ends.count < Self.maxLines, let nl = chunk[chunk.startIndex..<cursor].lastIndex(of: 0x0A) {
+            ends.append(nl)
+            cursor = nl
+        }
         var start = chunk.startIndex
-        while let nl = chunk[start...].firstIndex(of: 0x0A) {
-            appendLine(&s, chunk[start..<nl])
-            start = nl + 1
+        if let earlier = chunk[chunk.startIndex..<cursor].lastIndex(of: 0x0A) {
+            // Everything before that newline, and every line kept before this chunk, is pushed out.
+            s.lines.removeAll()
+            s.bytes = 0
+            s.partial = []
+            start = earlier + 1
         }
-        let rest = chunk[start...]
-        if s.partial.count < Self.maxLineBytes {
-            s.partial += rest.prefix(Self.maxLineBytes - s.partial.count)
+        for end in ends.reversed() {
+            appendLine(&s, chunk[start..<end])
+            start = end + 1
         }
+        let rest = chunk[(lastNL + 1)...]
+        s.partial = Array(rest.prefix(Self.maxLineBytes))
     }
 
     private func appendLine(_ s: inout State, _ piece: ArraySlice<UInt8>) {
@@ -246,7 +269,7 @@ final class OutputTail: Sendable {
 
     /// The last lines written (reading what is still in the pipe first), the unfinished one last.
     func lines() -> [String] {
-        drain()
+        drain(limit: 1 << 20)
         return state.withLock { s in
             var out = s.lines
             if !s.partial.isEmpty { out.append(String(decoding: s.partial, as: UTF8.self)) }

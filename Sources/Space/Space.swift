@@ -410,16 +410,14 @@ public final class Space: Sendable {
     /// Runs `body` on every host at once; results by worker index.
     private func everyHost(_ hosts: [(Int, HostProcess)],
                            _ body: @escaping @Sendable (Int, HostProcess) async throws(SpaceError) -> Value) async -> [(Int, Result<Value, SpaceError>)] {
-        if hosts.count == 1 {
-            let (i, h) = hosts[0]
-            do throws(SpaceError) { return [(i, .success(try await body(i, h)))] } catch { return [(i, .failure(error))] }
+        // (The typed-throws do/catch lives in a function, not in the task group's closure: the
+        // release build of the latter returned a garbage index with Swift 6.3.)
+        @Sendable func run(_ i: Int, _ h: HostProcess) async -> (Int, Result<Value, SpaceError>) {
+            do throws(SpaceError) { return (i, .success(try await body(i, h))) } catch { return (i, .failure(error)) }
         }
+        if hosts.count == 1 { return [await run(hosts[0].0, hosts[0].1)] }
         return await withTaskGroup(of: (Int, Result<Value, SpaceError>).self) { group in
-            for (i, h) in hosts {
-                group.addTask {
-                    do throws(SpaceError) { return (i, .success(try await body(i, h))) } catch { return (i, .failure(error)) }
-                }
-            }
+            for (i, h) in hosts { group.addTask { await run(i, h) } }
             var out: [(Int, Result<Value, SpaceError>)] = []
             for await r in group { out.append(r) }
             return out.sorted { $0.0 < $1.0 }

@@ -99,21 +99,11 @@ extension Space {
         if missing.isEmpty { return }
         var results: [(Int, Result<HostProcess, SpaceError>)] = []
         if missing.count == 1 {
-            do throws(SpaceError) {
-                results = [(missing[0], .success(try await startHost(worker: missing[0], replaying: adds)))]
-            } catch {
-                results = [(missing[0], .failure(error))]
-            }
+            results = [(missing[0], await startResult(worker: missing[0], replaying: adds))]
         } else {
             results = await withTaskGroup(of: (Int, Result<HostProcess, SpaceError>).self) { group in
                 for index in missing {
-                    group.addTask { [self] in
-                        do throws(SpaceError) {
-                            return (index, .success(try await startHost(worker: index, replaying: adds)))
-                        } catch {
-                            return (index, .failure(error))
-                        }
-                    }
+                    group.addTask { [self] in (index, await startResult(worker: index, replaying: adds)) }
                 }
                 var out: [(Int, Result<HostProcess, SpaceError>)] = []
                 for await r in group { out.append(r) }
@@ -146,6 +136,16 @@ extension Space {
         }
         let anyRunning = state.withLock { s in s.workers.contains { $0.host != nil } }
         if !anyRunning, let firstFailure { throw firstFailure }
+    }
+
+    /// ``startHost(worker:replaying:)`` as a Result. (A typed-throws do/catch inside the task
+    /// group's closure itself returned a garbage index in the release build with Swift 6.3.)
+    private func startResult(worker index: Int, replaying adds: [AddRequest]) async -> Result<HostProcess, SpaceError> {
+        do throws(SpaceError) {
+            return .success(try await startHost(worker: index, replaying: adds))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Spawns (or connects) one host and replays `adds` into it; nothing is installed.
@@ -263,7 +263,7 @@ extension Space {
         var admitted = false
         if let admission {
             do throws(SpaceError) {
-                admitted = try await admission.enter("\(package).\(function)", arguments)
+                admitted = try await admission.enter("\(package) \(function)", arguments)
             } catch {
                 recorder.rejected()
                 subscription?.finish(throwing: error)
@@ -286,7 +286,7 @@ extension Space {
             resetInactivity()
         }
         do throws(SpaceError) {
-            let value = try await send(host, worker: 0, what: "\(package).\(function)",
+            let value = try await send(host, worker: 0, what: "\(package) \(function)",
                                        timeoutMilliseconds: timeout ?? configuration.callTimeout,
                                        subscription: subscription) { w, id in
                 w.writeCall(id: id, package: package, function: function, arguments: arguments)
@@ -405,6 +405,25 @@ extension Space {
             await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
             host.channel.stopThread()
             if !host.isConnection { emit(SpaceEvent(kind, worker: index, pid: host.pid, detail: detail)) }
+        }
+    }
+}
+
+// MARK: The host's own counters
+
+extension Space {
+    /// The first running host's `space.stats` (callbacks, handles), without starting a host and
+    /// without counting as a call; nil while none runs.
+    package func hostCounters() async -> Value? {
+        let host: HostProcess? = state.withLock { s in
+            guard let h = s.workers.lazy.compactMap(\.host).first else { return nil }
+            h.load.add(1, ordering: .relaxed)
+            return h
+        }
+        guard let host else { return nil }
+        defer { host.load.subtract(1, ordering: .releasing) }
+        return try? await host.channel.request { w, id in
+            w.writeCall(id: id, package: "space", function: "stats", arguments: [])
         }
     }
 }

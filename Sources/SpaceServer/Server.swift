@@ -461,11 +461,7 @@ public final class DaemonServer: @unchecked Sendable {
             fields.insert(.init("state", .string(managed.space.stateName)), at: 1)
             fields.append(.init("clients", .int(Int64(connections.withLock { $0.count }))))
             // The host's own counters, without starting a stopped host just to ask.
-            if !managed.space.isKilled, let host = try? await managed.space.call("space", "stats") {
-                fields.append(.init("host", host))
-            } else {
-                fields.append(.init("host", .null))
-            }
+            fields.append(.init("host", await managed.space.hostCounters() ?? .null))
             return .object(fields)
         case "events":
             let name = args[field: "space"]?.string

@@ -32,6 +32,12 @@ struct Options {
     var sequentialOnly = false
     /// Only the buffer phase (for profiling).
     var buffersOnly = false
+    /// Only the supervision phase.
+    var supervisionOnly = false
+    /// Stops and first calls measured in the supervision phase.
+    var respawns = 30
+    /// `math.spin` calls per pool measurement.
+    var spinCalls = 800
 
     static func parse() -> Options {
         var o = Options()
@@ -49,14 +55,18 @@ struct Options {
                 o.cliRuns = 20
                 o.daemonClients = 100
                 o.daemonCallsPerClient = 20
+                o.respawns = 5
+                o.spinCalls = 160
             case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
             case "--calls": o.callsPerRound = Int(args.popFirst() ?? "") ?? o.callsPerRound
             case "--sequential-only": o.sequentialOnly = true
             case "--buffers-only": o.buffersOnly = true
             case "--daemon-only": o.daemonOnly = true
+            case "--supervision-only": o.supervisionOnly = true
             case "-h", "--help":
                 print("""
                 USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only] [--buffers-only] [--daemon-only]
+                                   [--supervision-only]
 
                 Measures the raw socket floor and a space side by side, in one run.
                   --json       one JSON object (keys: floor_rtt_p50_ns, call_rtt_p50_ns, call_rtt_p99_ns,
@@ -72,6 +82,9 @@ struct Options {
                   --daemon-only
                                only the daemon phase: `space call` processes against a warm daemon,
                                and 1,000 clients x 100 calls at once
+                  --supervision-only
+                               only the supervision phase: the first call after an idle stop (respawn +
+                               replay), and a pool of 2 workers against 1 on a CPU-bound function
                 """)
                 exit(0)
             default:
@@ -211,6 +224,10 @@ func run(_ o: Options) async throws {
         let d = try await daemonBenchmarks(cliRuns: o.cliRuns, clients: o.daemonClients, callsPerClient: o.daemonCallsPerClient)
         return report(daemonRows(d), json: o.json)
     }
+    if o.supervisionOnly {
+        let r = try await supervisionBenchmarks(respawns: o.respawns, spinCalls: o.spinCalls)
+        return report(supervisionRows(r), json: o.json)
+    }
     let floor = Floor()
     let sameCoreFloor = Floor(sameCore: true)
     let space = try await Space.launch()
@@ -303,6 +320,7 @@ func run(_ o: Options) async throws {
 
     let daemon = try await daemonBenchmarks(cliRuns: o.cliRuns, clients: o.daemonClients,
                                             callsPerClient: o.daemonCallsPerClient)
+    let supervision = try await supervisionBenchmarks(respawns: o.respawns, spinCalls: o.spinCalls)
 
     let floorP50 = percentile(floorSamples, 0.5)
     let callP50 = percentile(callSamples, 0.5)
@@ -331,7 +349,7 @@ func run(_ o: Options) async throws {
         ("callback_return_over_floor_p50", fmt(Double(cb.rttP50) / Double(max(floorP50, 1)), 3), "ratio (target <= 1.3)"),
         ("cold_start_ms", fmt(Double(percentile(colds, 0.5)) / 1e6, 3), "launch + add calc + first result, p50 (target <= 3)"),
         ("host_idle_rss_kb", "\(rss)", "host RSS with calc loaded (target <= 5120)"),
-    ] + daemonRows(daemon)
+    ] + daemonRows(daemon) + supervisionRows(supervision)
     report(rows, json: o.json)
 }
 
@@ -473,6 +491,10 @@ func fmt(_ v: Double, _ places: Int) -> String {
 if CommandLine.arguments.dropFirst().first == "--echo-child" {
     let a = CommandLine.arguments
     echoChild(a.count > 2 ? Int(a[2]) ?? 64 : 64, cpu: a.count > 3 ? Int32(a[3]) ?? -1 : -1)
+}
+if CommandLine.arguments.dropFirst().first == "--spin-child" {
+    let a = CommandLine.arguments
+    spinChild(Int(a[2]) ?? 1, UInt64(a[3]) ?? 1)
 }
 let options = Options.parse()
 do {

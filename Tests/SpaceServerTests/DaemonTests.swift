@@ -188,8 +188,29 @@ struct DaemonTests {
         #expect(after[field: "state"] == "running")
         #expect(after[field: "pid"]?.int != pid)
         let reloaded = try await s.daemonRequest("reload")
-        #expect(reloaded[field: "pid"]?.int != after[field: "pid"]?.int)
+        let pids = try #require(reloaded[field: "pids"]?.array)
+        #expect(pids.count == 1 && pids[0].int != nil && pids[0].int != after[field: "pid"]?.int)
         #expect(try await s.call("calc", "math.add", 2, 2) == .int(4))
+        await daemon.stop()
+    }
+
+    @Test("A call's deadline travels to the daemon, which kills the host and answers timedOut")
+    func deadlines() async throws {
+        let daemon = try await TestDaemon { $0.workers = 2 }
+        let s = try await daemon.connect()
+        try await s.add("faults")
+        // A slow init past the add's deadline.
+        let slowInit = await spaceError { try await s.add("faults", as: "slow", initArguments: ["initDelay=3000"], timeout: .milliseconds(300)) }
+        #expect(slowInit?.code == .timedOut)
+        #expect(try await s.call("faults", "fault.alive", 1) == .int(2))
+        let e = await spaceError { try await s.call("faults", "fault.sleep", arguments: [5_000], timeout: .milliseconds(300)) }
+        #expect(e?.code == .timedOut)
+        #expect(e?.message.contains("faults fault.sleep did not return within 300 ms") == true)
+        #expect(try await s.call("faults", "fault.sleep", arguments: [10], timeout: .seconds(10)) == .int(10))
+        let stats = try await s.daemonRequest("stats")
+        #expect(stats[field: "timedOut"]?.int == 1)
+        let events = (try await s.daemonRequest("events", ["space": "default"]).array ?? []).compactMap { $0[field: "event"]?.string }
+        #expect(events.filter { $0 == "timedOut" }.count == 3)  // the add on both workers, then the call
         await daemon.stop()
     }
 

@@ -104,8 +104,9 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
         #expect(config == SpaceConfiguration())
         // And it documents exactly the implemented keys.
         let document = try Value(json: String(decoding: try readAll(path), as: UTF8.self))
-        #expect(document.fields?.map(\.name) == ["inactivityTimeout", "paths", "control"])
-        #expect(document[field: "control"]?.fields?.map(\.name) == ["forkTimeout", "stopTimeout"])
+        #expect(document.fields?.map(\.name) == ["inactivityTimeout", "paths", "workers", "callTimeout", "control", "limits"])
+        #expect(document[field: "control"]?.fields?.map(\.name) == ["forkTimeout", "stopTimeout", "exitThreshold", "allowedSequentialDeaths"])
+        #expect(document[field: "limits"]?.fields?.map(\.name) == ["maxCallsPerSecond", "maxArgumentBytes", "maxInFlight", "maxQueued", "maxMemoryMB"])
     }
 
     @Test func emptyObjectKeepsDefaults() throws {

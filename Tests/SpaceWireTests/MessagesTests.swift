@@ -259,4 +259,20 @@ struct MessagesTests {
         // Bytes are not UTF-8 checked.
         #expect(try decodeValue([0x07, 2, 0, 0, 0, 0xC3, 0x28]).get() == .bytes([0xC3, 0x28]))
     }
+
+    @Test func aDeadlineFrameWrapsARequest() throws {
+        var plain = WireWriter()
+        plain.writeCall(id: 5, package: "calc", function: "math.add", arguments: [1, 2])
+        var timed = plain
+        timed.wrapLastFrameWithTimeout(milliseconds: 2000)
+        let p = plain.bytes, t = timed.bytes
+        #expect(t.count == p.count + 5)
+        #expect(t[4] == MessageKind.deadline.rawValue)
+        #expect(Array(t[5..<9]) == Array(p[5..<9]))  // the same id
+        #expect(Array(t[9..<14]) == [0xd0, 0x07, 0x00, 0x00, MessageKind.call.rawValue])
+        #expect(Array(t[14...]) == Array(p[9...]))
+        let length = UInt32(t[0]) | UInt32(t[1]) << 8 | UInt32(t[2]) << 16 | UInt32(t[3]) << 24
+        #expect(Int(length) == t.count - 4)
+        #expect(MessageKind.deadline.description == "deadline")
+    }
 }
