@@ -119,8 +119,9 @@ typedef struct space_plugin {
  *
  * space_callback_release(fn) tells the host the plugin will not call `fn` again: the host frees the
  * closure and the caller's stream of its invocations ends. Call it from any thread. Calling `fn` after
- * releasing it is a use-after-free, as with free(3). Outside a space host (e.g. a unit test that
- * dlopens the plugin directly) it does nothing.
+ * releasing it is a bug (a use-after-free, as with free(3)); the host keeps the last 1,024 released
+ * closures allocated, so such a call returns the zero value and is counted (`callbacks.afterRelease`).
+ * Outside a space host (e.g. a unit test that dlopens the plugin directly) it does nothing.
  */
 #if defined(__GNUC__) || defined(__clang__)
 /** Exported by space-host; weak so a plugin still loads where no host defines it. */
