@@ -671,6 +671,16 @@ final class Channel: @unchecked Sendable {
         wakeThread()
     }
 
+    /// True while request `id` waits for its reply.
+    func isPending(_ id: UInt32) -> Bool {
+        state.withLock { s in
+            switch s.waiters[id] {
+            case .pending, .suspended: return true
+            case .finished, nil: return false
+            }
+        }
+    }
+
     /// Fails request `id` with `error` now, if its reply has not arrived; a reply that comes later
     /// is dropped. Returns false when it had already finished.
     @discardableResult

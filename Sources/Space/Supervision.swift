@@ -234,17 +234,26 @@ extension Space {
     /// it; its other calls fail with `interrupted`. On the monitor thread: the kill's wait runs in a task.
     private func timedOut(_ host: HostProcess, worker: Int, id: UInt32, _ name: String, _ ms: Int, installed: Bool) {
         let error = SpaceError(.timedOut, "\(name) did not return within \(ms) ms; its host (pid \(host.pid)) was killed, since native code cannot be cancelled, and the next call starts a new one")
-        guard host.channel.fail(id, with: error) else { return }  // answered just in time
+        guard host.channel.isPending(id) else { return }  // answered in time
+        // Out of the pool before the caller hears of it, so a retry never leases this host.
         var index = worker
+        var slot: Int?
         if installed {
-            state.withLock { s in
-                if let i = s.workers.firstIndex(where: { $0.host === host }) {
-                    s.workers[i].host = nil
-                    s.lastStop = error
-                    index = i
-                }
+            slot = state.withLock { s -> Int? in
+                guard let i = s.workers.firstIndex(where: { $0.host === host }) else { return nil }
+                s.workers[i].host = nil
+                return i
             }
+            index = slot ?? worker
         }
+        guard host.channel.fail(id, with: error) else {
+            // The reply won the race after all: the host is fine, put it back.
+            if let slot {
+                state.withLock { s in if s.workers[slot].host == nil { s.workers[slot].host = host } }
+            }
+            return
+        }
+        if slot != nil { state.withLock { $0.lastStop = error } }
         emit(SpaceEvent(.timedOut, worker: index, pid: host.pid, error: error, detail: name))
         host.channel.close(with: SpaceError(.interrupted, "the space's host (pid \(host.pid)) was killed because \(name) ran past its \(ms) ms deadline while this request was in flight on it; retry it"))
         Task.detached {
