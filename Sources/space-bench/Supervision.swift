@@ -15,6 +15,8 @@ struct SupervisionResults {
     var firstAfterIdleP50: UInt64
     /// The same without the add replay (a space with nothing added, answering `ping`).
     var respawnOnlyP50: UInt64
+    /// `add calc` into a running host (load + declarations), p50.
+    var addWarmP50: UInt64
     /// Calls per second of `math.spin` (about 1 ms of CPU each) with 1 and with 2 workers.
     var spinSingle: Double
     var spinPool: Double
@@ -84,6 +86,14 @@ func supervisionBenchmarks(respawns: Int, spinCalls: Int) async throws -> Superv
         _ = try await space.call("calc", "math.add", 1, 2)
         first.append(monotonicNanoseconds() - t0)
     }
+    var adds: [UInt64] = []
+    for i in 0..<respawns {
+        let t0 = monotonicNanoseconds()
+        try await space.add("calc", as: "c\(i)")
+        adds.append(monotonicNanoseconds() - t0)
+        try await space.remove("c\(i)")
+    }
+    adds.sort()
     await space.destroy()
     let bare = try await Space.launch()
     var respawnOnly: [UInt64] = []
@@ -125,7 +135,7 @@ func supervisionBenchmarks(respawns: Int, spinCalls: Int) async throws -> Superv
     let single = try await throughput(workers: 1)
     let pool = try await throughput(workers: 2)
     return SupervisionResults(warmP50: percentile(warm, 0.5), firstAfterIdleP50: percentile(first, 0.5),
-                              respawnOnlyP50: percentile(respawnOnly, 0.5), spinSingle: single, spinPool: pool,
+                              respawnOnlyP50: percentile(respawnOnly, 0.5), addWarmP50: percentile(adds, 0.5), spinSingle: single, spinPool: pool,
                               spinIterations: iterations, parallelFloor: Double(one) / Double(max(two, 1)))
 }
 
@@ -135,6 +145,7 @@ func supervisionRows(_ r: SupervisionResults) -> [(String, String, String)] {
         ("first_call_after_idle_ms", fmt(Double(r.firstAfterIdleP50) / 1e6, 3), "first call after an idle stop: respawn + replay of add calc + the call, p50"),
         ("respawn_replay_added_ms", fmt(Double(added) / 1e6, 3), "what that adds to a warm call, p50 (target <= 3)"),
         ("respawn_only_ms", fmt(Double(r.respawnOnlyP50) / 1e6, 3), "first ping after a stop with nothing to replay, p50"),
+        ("add_calc_warm_ms", fmt(Double(r.addWarmP50) / 1e6, 3), "add calc into a running host (dlopen + 39 declarations), p50"),
         ("spin_calls_per_s_1_worker", "\(Int(r.spinSingle))", "calc math.spin \(r.spinIterations) (~1 ms CPU) from 8 tasks, workers 1"),
         ("spin_calls_per_s_2_workers", "\(Int(r.spinPool))", "the same, workers 2"),
         ("parallel_floor_speedup", fmt(r.parallelFloor, 3), "floor: 2 processes spinning at once against 1 doing both shares"),
