@@ -80,12 +80,23 @@ public struct LatencySummary: Sendable, Hashable {
 
 /// A log-linear histogram (HdrHistogram's layout with 16 sub-buckets per power of two): 1,024
 /// counters cover every `UInt64` with a relative error under 1/16, and recording is a shift and an
-/// add. Not synchronized: ``CallRecorder`` guards it.
+/// add. Not synchronized: ``CallRecorder`` keeps the same layout in atomic counters.
 struct LatencyHistogram {
-    private var counts = [UInt64](repeating: 0, count: 1024)
+    static let bucketCount = 1024
+    private var counts = [UInt64](repeating: 0, count: bucketCount)
     private(set) var total: UInt64 = 0
     private(set) var max: UInt64 = 0
     private var sum: UInt64 = 0
+
+    init() {}
+
+    /// A histogram of counts read elsewhere (``CallRecorder``'s atomic buckets).
+    init(counts: [UInt64], sum: UInt64, max: UInt64) {
+        self.counts = counts
+        self.total = counts.reduce(0, +)
+        self.sum = sum
+        self.max = max
+    }
 
     static func index(_ v: UInt64) -> Int {
         if v < 16 { return Int(v) }
@@ -133,46 +144,70 @@ struct LatencyHistogram {
     }
 }
 
-/// The counters behind ``SpaceStatistics``, updated once per call.
-final class CallRecorder: Sendable {
-    private struct State {
-        var histogram = LatencyHistogram()
-        var stats = SpaceStatistics()
-    }
-    private let state = Mutex(State())
+/// The counters behind ``SpaceStatistics``, updated once per call without a lock: every call of
+/// every task goes through here, and a contended mutex would cost more than the histogram.
+final class CallRecorder: @unchecked Sendable {
     let inFlight = Atomic<Int>(0)
+    private let succeededCount = Atomic<UInt64>(0)
+    private let failedCount = Atomic<UInt64>(0)
+    private let timedOutCount = Atomic<UInt64>(0)
+    private let rejectedCount = Atomic<UInt64>(0)
+    private let startCount = Atomic<UInt64>(0)
+    private let crashCount = Atomic<UInt64>(0)
+    private let sum = Atomic<UInt64>(0)
+    private let maximum = Atomic<UInt64>(0)
+    /// The histogram's 1,024 counters (``LatencyHistogram``'s layout). Owned; freed in deinit.
+    private let buckets: UnsafeMutablePointer<Atomic<UInt64>>
+
+    init() {
+        buckets = .allocate(capacity: LatencyHistogram.bucketCount)
+        for i in 0..<LatencyHistogram.bucketCount { (buckets + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        buckets.deinitialize(count: LatencyHistogram.bucketCount)
+        buckets.deallocate()
+    }
 
     func succeeded(nanoseconds: UInt64) {
-        state.withLock { s in
-            s.stats.succeeded += 1
-            s.histogram.record(nanoseconds)
+        succeededCount.add(1, ordering: .relaxed)
+        buckets[LatencyHistogram.index(nanoseconds)].add(1, ordering: .relaxed)
+        sum.add(nanoseconds, ordering: .relaxed)
+        var seen = maximum.load(ordering: .relaxed)
+        while nanoseconds > seen {
+            let (exchanged, now) = maximum.compareExchange(expected: seen, desired: nanoseconds, ordering: .relaxed)
+            if exchanged { break }
+            seen = now
         }
     }
 
     func failed(_ error: SpaceError) {
-        state.withLock { s in
-            s.stats.failed += 1
-            if error.code == .timedOut { s.stats.timedOut += 1 }
-        }
+        failedCount.add(1, ordering: .relaxed)
+        if error.code == .timedOut { timedOutCount.add(1, ordering: .relaxed) }
     }
 
     func rejected() {
-        state.withLock { s in
-            s.stats.failed += 1
-            s.stats.rejected += 1
-        }
+        failedCount.add(1, ordering: .relaxed)
+        rejectedCount.add(1, ordering: .relaxed)
     }
 
-    func started() { state.withLock { $0.stats.starts += 1 } }
-    func crashed() { state.withLock { $0.stats.crashes += 1 } }
+    func started() { startCount.add(1, ordering: .relaxed) }
+    func crashed() { crashCount.add(1, ordering: .relaxed) }
 
     var snapshot: SpaceStatistics {
-        var s = state.withLock { s in
-            var out = s.stats
-            out.latency = s.histogram.summary
-            return out
-        }
+        var counts = [UInt64](repeating: 0, count: LatencyHistogram.bucketCount)
+        for i in counts.indices { counts[i] = buckets[i].load(ordering: .relaxed) }
+        let histogram = LatencyHistogram(counts: counts, sum: sum.load(ordering: .relaxed),
+                                         max: maximum.load(ordering: .relaxed))
+        var s = SpaceStatistics()
+        s.succeeded = succeededCount.load(ordering: .relaxed)
+        s.failed = failedCount.load(ordering: .relaxed)
+        s.timedOut = timedOutCount.load(ordering: .relaxed)
+        s.rejected = rejectedCount.load(ordering: .relaxed)
+        s.starts = startCount.load(ordering: .relaxed)
+        s.crashes = crashCount.load(ordering: .relaxed)
         s.inFlight = inFlight.load(ordering: .relaxed)
+        s.latency = histogram.summary
         return s
     }
 }

@@ -292,7 +292,6 @@ extension Space {
         defer {
             host.load.subtract(1, ordering: .releasing)
             recorder.inFlight.subtract(1, ordering: .relaxed)
-            resetInactivity()
         }
         do throws(SpaceError) {
             let value = try await send(host, worker: 0, what: "\(package) \(function)",
@@ -300,9 +299,12 @@ extension Space {
                                        subscription: subscription) { w, id in
                 w.writeCall(id: id, package: package, function: function, arguments: arguments)
             }
-            recorder.succeeded(nanoseconds: monotonicNanoseconds() - started)
+            let ended = monotonicNanoseconds()
+            lastActivity.store(ended, ordering: .relaxed)
+            recorder.succeeded(nanoseconds: ended - started)
             return value
         } catch {
+            resetInactivity()
             recorder.failed(error)
             throw error
         }
