@@ -6,9 +6,11 @@ import Synchronization
 public struct SpaceEvent: Sendable, Hashable, CustomStringConvertible {
     /// What happened; extensible, compare with the static members.
     public struct Kind: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The kind's name.
         public let rawValue: String
         /// Creates a kind from its name.
         public init(rawValue: String) { self.rawValue = rawValue }
+        /// The kind's name, as in `space events`.
         public var description: String { rawValue }
 
         /// A host process was started (it has not said hello or loaded the plugins yet).
@@ -53,6 +55,7 @@ public struct SpaceEvent: Sendable, Hashable, CustomStringConvertible {
         self.detail = detail
     }
 
+    /// One line: kind, worker, pid, detail and error.
     public var description: String {
         var s = "\(kind) worker \(worker)"
         if let pid { s += " pid \(pid)" }

@@ -63,10 +63,15 @@ public struct SpaceStatistics: Sendable, Hashable {
 public struct LatencySummary: Sendable, Hashable {
     /// Calls measured.
     public var count: UInt64 = 0
+    /// The median.
     public var p50: UInt64 = 0
+    /// 90 % of the calls took at most this long.
     public var p90: UInt64 = 0
+    /// 99 % of the calls took at most this long.
     public var p99: UInt64 = 0
+    /// The slowest call (exact).
     public var max: UInt64 = 0
+    /// The mean (exact).
     public var mean: UInt64 = 0
 
     /// Creates an empty summary.
