@@ -407,15 +407,14 @@ extension Space {
             s.lastStop = reason
             return out
         }
-        await stop(hosts, kind: .idleStopped, detail: "idle for \(configuration.inactivityTimeout) ms")
-    }
-
-    /// Stops hosts just taken out of the pool, in parallel (idle stops).
-    private func stop(_ hosts: [(Int, HostProcess)], kind: SpaceEvent.Kind, detail: String) async {
-        for (index, host) in hosts {
+        // The event goes out when the decision is made, before the graceful stop's wait, so it
+        // comes before the events of a call that arrives meanwhile and starts new hosts.
+        for (index, host) in hosts where !host.isConnection {
+            emit(SpaceEvent(.idleStopped, worker: index, pid: host.pid, detail: "idle for \(configuration.inactivityTimeout) ms"))
+        }
+        for (_, host) in hosts {
             await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
             host.channel.stopThread()
-            if !host.isConnection { emit(SpaceEvent(kind, worker: index, pid: host.pid, detail: detail)) }
         }
     }
 }
