@@ -204,9 +204,11 @@ public final class Space: Sendable {
     }
 
     /// Takes every host out of the pool (and kills the ones still starting), with `reason` as the
-    /// last stop; `change` adjusts the mode.
-    func takeAll(_ reason: SpaceError, _ change: (inout State) -> Void) -> [(Int, HostProcess)] {
+    /// last stop, when `condition` holds; `change` adjusts the mode.
+    func takeAll(_ reason: SpaceError, if condition: (State) -> Bool = { _ in true },
+                 _ change: (inout State) -> Void) -> [(Int, HostProcess)] {
         let (hosts, starting) = state.withLock { s -> ([(Int, HostProcess)], [HostProcess]) in
+            guard condition(s) else { return ([], []) }
             var out: [(Int, HostProcess)] = []
             for i in s.workers.indices {
                 if let h = s.workers[i].host { out.append((i, h)) }
@@ -225,21 +227,26 @@ public final class Space: Sendable {
         return hosts
     }
 
-    /// Stops hosts just taken out of the pool, in parallel.
-    private func stop(_ hosts: [(Int, HostProcess)], kind: SpaceEvent.Kind, detail: String, force: Bool = false) async {
-        await withTaskGroup(of: Void.self) { group in
-            for (index, host) in hosts {
-                group.addTask { [self] in
-                    if force {
-                        host.channel.close(with: SpaceError(.notRunning, "the space was killed"))
-                        host.kill()
-                    } else {
-                        await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
-                    }
-                    host.channel.stopThread()
-                    if !host.isConnection { emit(SpaceEvent(kind, worker: index, pid: host.pid, detail: detail)) }
-                }
+    /// Stops hosts just taken out of the pool, in parallel. The events go out first, when the stop
+    /// is decided, so they come before those of a call that arrives meanwhile and starts new hosts.
+    func stop(_ hosts: [(Int, HostProcess)], kind: SpaceEvent.Kind, detail: String, force: Bool = false) async {
+        for (index, host) in hosts where !host.isConnection {
+            emit(SpaceEvent(kind, worker: index, pid: host.pid, detail: detail))
+        }
+        @Sendable func end(_ host: HostProcess) async {
+            if force {
+                host.channel.close(with: SpaceError(.notRunning, "the space was killed"))
+                host.kill()
+            } else {
+                await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
             }
+            host.channel.stopThread()
+        }
+        // One host (the common case) is stopped right here: its shutdown goes out at once instead
+        // of waiting for a child task to be scheduled.
+        if hosts.count == 1 { return await end(hosts[0].1) }
+        await withTaskGroup(of: Void.self) { group in
+            for (_, host) in hosts { group.addTask { await end(host) } }
         }
     }
 

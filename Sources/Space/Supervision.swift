@@ -247,9 +247,15 @@ extension Space {
             index = slot ?? worker
         }
         guard host.channel.fail(id, with: error) else {
-            // The reply won the race after all: the host is fine, put it back.
+            // The reply won the race after all: the host is fine, put it back (or, if its slot was
+            // refilled meanwhile, stop it rather than leave a process nobody owns).
             if let slot {
-                state.withLock { s in if s.workers[slot].host == nil { s.workers[slot].host = host } }
+                let back = state.withLock { s -> Bool in
+                    guard s.workers[slot].host == nil else { return false }
+                    s.workers[slot].host = host
+                    return true
+                }
+                if !back { Task.detached { [self] in await stop([(slot, host)], kind: .stopped, detail: "replaced") } }
             }
             return
         }
@@ -393,29 +399,12 @@ extension Space {
 
     private func stopIfIdle() async {
         let reason = SpaceError(.notRunning, "the space was stopped after \(configuration.inactivityTimeout) ms without a call")
-        let hosts: [(Int, HostProcess)] = state.withLock { s in
+        let hosts = takeAll(reason, if: { s in
             let running = s.workers.compactMap(\.host)
-            guard !running.isEmpty, s.starting.isEmpty, !gate.isLocked,
-                  running.allSatisfy({ $0.channel.outstanding == 0 && $0.load.load(ordering: .relaxed) == 0 })
-            else { return [] }
-            var out: [(Int, HostProcess)] = []
-            for i in s.workers.indices {
-                if let h = s.workers[i].host { out.append((i, h)) }
-                s.workers[i].host = nil
-            }
-            s.epoch += 1
-            s.lastStop = reason
-            return out
-        }
-        // The event goes out when the decision is made, before the graceful stop's wait, so it
-        // comes before the events of a call that arrives meanwhile and starts new hosts.
-        for (index, host) in hosts where !host.isConnection {
-            emit(SpaceEvent(.idleStopped, worker: index, pid: host.pid, detail: "idle for \(configuration.inactivityTimeout) ms"))
-        }
-        for (_, host) in hosts {
-            await host.stop(timeoutMilliseconds: configuration.control.stopTimeout)
-            host.channel.stopThread()
-        }
+            return !running.isEmpty && s.starting.isEmpty && !gate.isLocked &&
+                running.allSatisfy { $0.channel.outstanding == 0 && $0.load.load(ordering: .relaxed) == 0 }
+        }) { _ in }
+        await stop(hosts, kind: .idleStopped, detail: "idle for \(configuration.inactivityTimeout) ms")
     }
 }
 

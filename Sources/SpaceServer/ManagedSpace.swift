@@ -103,10 +103,7 @@ final class ManagedSpace: Sendable {
         ])))
         let config = space.configuration
         let stats = space.statistics
-        fields.append(.init("workers", .array(stats.workers.map { w in
-            .object([.init("worker", .int(Int64(w.index))), .init("pid", w.pid.map { .int(Int64($0)) } ?? .null),
-                     .init("inFlight", .int(Int64(w.inFlight)))])
-        })))
+        fields.append(.init("workers", stats.value[field: "workers"] ?? .array([])))
         fields.append(.init("sequentialDeaths", .int(Int64(stats.sequentialDeaths))))
         fields.append(.init("inactivityTimeout", .int(Int64(config.inactivityTimeout))))
         fields.append(.init("callTimeout", .int(Int64(config.callTimeout))))
