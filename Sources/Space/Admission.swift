@@ -25,6 +25,9 @@ final class Admission: Sendable {
         quotas.maxCallsPerSecond > 0 || quotas.maxArgumentBytes > 0 || quotas.maxInFlight > 0
     }
 
+    /// Calls waiting for a slot now.
+    var waiting: Int { slots.withLock { $0.waiting } }
+
     /// Checks size and rate, then waits for an in-flight slot. Balance with ``leave()`` when it
     /// returns true (a slot was taken).
     func enter(_ what: @autoclosure () -> String, _ arguments: [Value]) async throws(SpaceError) -> Bool {

@@ -269,6 +269,7 @@ public final class Space: Sendable {
     /// Counters, call latency percentiles and the pool's workers.
     public var statistics: SpaceStatistics {
         var s = recorder.snapshot
+        s.queued = admission?.waiting ?? 0
         state.withLock { st in
             s.sequentialDeaths = st.sequentialDeaths
             s.workers = st.workers.enumerated().map { i, w in

@@ -13,6 +13,8 @@ public struct SpaceStatistics: Sendable, Hashable {
     public var rejected: UInt64 = 0
     /// Calls in flight now.
     public var inFlight: Int = 0
+    /// Calls waiting for an in-flight slot (`limits.maxInFlight`).
+    public var queued: Int = 0
     /// Host processes started (first starts and restarts).
     public var starts: UInt64 = 0
     /// Host processes that died unexpectedly (crashes, failed starts).
@@ -46,6 +48,7 @@ public struct SpaceStatistics: Sendable, Hashable {
             .init("timedOut", .uint(timedOut)),
             .init("rejected", .uint(rejected)),
             .init("inFlight", .int(Int64(inFlight))),
+            .init("queued", .int(Int64(queued))),
             .init("starts", .uint(starts)),
             .init("crashes", .uint(crashes)),
             .init("sequentialDeaths", .int(Int64(sequentialDeaths))),

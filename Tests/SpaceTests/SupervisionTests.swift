@@ -145,13 +145,15 @@ struct SupervisionTests {
     @Test func inFlightCallsWaitForASlotAndAFullQueueIsBusy() async throws {
         let space = try await launch { $0.quotas.maxInFlight = 1; $0.quotas.maxQueued = 1 }
         try await space.add("faults")
-        async let running = space.call("faults", "fault.sleep", 400)
+        // Long enough that the two calls below are made while it runs, on a loaded machine too.
+        async let running = space.call("faults", "fault.sleep", 3000)
         #expect(await eventually(2) { space.statistics.inFlight == 1 })
         async let queued = space.call("faults", "fault.sleep", 10)
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(await eventually(2) { space.statistics.queued == 1 })
         let e = await spaceError { try await space.call("faults", "fault.alive", 1) }
         #expect(e?.code == .busy)
-        #expect(try await running == 400)
+        #expect(space.statistics.queued == 1)
+        #expect(try await running == 3000)
         #expect(try await queued == 10)
         #expect(try await space.call("faults", "fault.alive", 1) == 2)
         await space.destroy()
