@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "events", type: .dynamic, targets: ["events"]),
         .library(name: "faults", type: .dynamic, targets: ["faults"]),
         .library(name: "sort", type: .dynamic, targets: ["sort"]),
+        .library(name: "escape", type: .dynamic, targets: ["escape"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,12 +39,20 @@ let package = Package(
         .target(name: "CSpace", dependencies: ["CFFI"]),
         // Thin OS shims shared by the client and the host (see CSpaceSystem.h).
         .target(name: "CSpaceSystem"),
+        // The host's sandbox syscalls: Landlock, seccomp loading, capabilities, rlimits (see
+        // CSpaceSandbox.h). No libseccomp: the host only loads a program the client compiled.
+        .target(name: "CSpaceSandbox"),
+        // The client's seccomp compiler over libseccomp (Debian: libseccomp-dev): policy in, BPF out,
+        // once per configuration (see CSpaceSeccomp.h).
+        .target(name: "CSpaceSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
 
         .target(name: "SpaceWire"),
         .target(name: "SpaceFFI", dependencies: ["CSpace", "SpaceWire"]),
+        // Applying the sandbox in the child, layer by layer, and saying which layers hold.
+        .target(name: "SpaceSandbox", dependencies: ["SpaceWire", "CSpaceSandbox"]),
         .executableTarget(
             name: "space-host",
-            dependencies: ["SpaceWire", "SpaceFFI", "CSpaceSystem", "SpacePlugin"],
+            dependencies: ["SpaceWire", "SpaceFFI", "CSpaceSystem", "SpaceSandbox", "SpacePlugin"],
             // Start time and memory are product features: the host links the Swift runtime
             // statically (FLOOR.md: 0.9 ms and 3.9 MB instead of 1.8 ms and 6.9 MB) and exports
             // its symbols, so a plugin written in Swift binds to the host's runtime instead of
@@ -53,7 +62,7 @@ let package = Package(
             // nothing against a plugin, which runs inside it.)
             linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--export-dynamic", "-Xclang-linker", "-no-pie"])]
         ),
-        .target(name: "Space", dependencies: ["SpaceWire", "CSpaceSystem"]),
+        .target(name: "Space", dependencies: ["SpaceWire", "SpaceSandbox", "CSpaceSystem", "CSpaceSeccomp"]),
         // The daemon behind the CLI: named spaces served over an owner-only unix socket.
         .target(name: "SpaceServer", dependencies: ["Space", "SpaceWire", "CSpaceSystem"]),
         // The CLI's argument language (tokens typed by declarations) and its output; no I/O.
@@ -75,6 +84,7 @@ let package = Package(
         .target(name: "events", dependencies: ["SpacePlugin"], path: "Plugins/events", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "faults", dependencies: ["SpacePlugin"], path: "Plugins/faults", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "sort", dependencies: ["SpacePlugin"], path: "Plugins/sort", publicHeadersPath: ".", linkerSettings: plainC),
+        .target(name: "escape", dependencies: ["SpacePlugin"], path: "Plugins/escape", publicHeadersPath: ".", linkerSettings: plainC),
         .target(name: "greeter", dependencies: ["SpacePlugin"], path: "Plugins/greeter"),
 
         .testTarget(name: "SpaceWireTests", dependencies: ["SpaceWire"]),

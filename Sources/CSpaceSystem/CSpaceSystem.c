@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/eventfd.h>
 #include <sys/un.h>
 #include <sys/prctl.h>
@@ -67,12 +69,176 @@ out:
     return rc;
 }
 
+
+// MARK: - Spawning into namespaces
+
+/// What the clone child needs; it runs on its own stack in the parent's memory until it execs, so
+/// everything here is prepared by the parent and the child only makes system calls.
+struct clone_job {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int channel_fd, stderr_fd, quiet_stdio;
+    int flags;            // the CLONE_NEW* flags
+    uid_t uid;
+    gid_t gid;
+    int error_fd;         // write end (O_CLOEXEC): the child writes its errno here if it cannot exec
+};
+
+/// Formats "ID ID 1" (an identity map of one id) into `buf`; returns the length.
+static size_t identity_map(char *buf, unsigned id) {
+    char digits[12];
+    int d = 0;
+    do { digits[d++] = (char)('0' + id % 10); id /= 10; } while (id);
+    size_t n = 0;
+    for (int twice = 0; twice < 2; twice++) {
+        for (int i = d - 1; i >= 0; i--) buf[n++] = digits[i];
+        buf[n++] = ' ';
+    }
+    buf[n++] = '1';
+    buf[n++] = '\n';
+    return n;
+}
+
+static int write_file(const char *path, const char *text, size_t n) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    ssize_t w = write(fd, text, n);
+    int e = w == (ssize_t)n ? 0 : (w < 0 ? errno : EIO);
+    close(fd);
+    return e;
+}
+
+static int clone_child(void *arg) {
+    struct clone_job *job = arg;
+    int e = 0;
+    // Every disposition back to default (the parent's handlers are not the host's), as posix_spawn's
+    // POSIX_SPAWN_SETSIGDEF; every signal stays blocked until just before exec.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) (void)sigaction(sig, &dfl, NULL);
+    }
+    if (job->flags & CLONE_NEWUSER) {
+        // Map our own uid and gid only: no privilege outside is needed for that, and none is gained.
+        char map[32];
+        if ((e = write_file("/proc/self/setgroups", "deny", 4)) != 0 && e != ENOENT) goto fail;
+        if ((e = write_file("/proc/self/uid_map", map, identity_map(map, job->uid))) != 0) goto fail;
+        if ((e = write_file("/proc/self/gid_map", map, identity_map(map, job->gid))) != 0) goto fail;
+    }
+    if (job->flags & CLONE_NEWNS) {
+        // Nothing mounted inside propagates out, nor the other way. (/proc stays the outer one, so
+        // the host can read its pid as the client knows it; Landlock lets it read only /proc/self.)
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { e = errno; goto fail; }
+    }
+    if (job->quiet_stdio) {
+        int null = open("/dev/null", O_RDWR);
+        if (null < 0) { e = errno; goto fail; }
+        if (dup2(null, 0) < 0 || dup2(null, 1) < 0) { e = errno; goto fail; }
+        if (null > 2) close(null);
+    }
+    if (job->stderr_fd >= 0 && job->stderr_fd != 2 && dup2(job->stderr_fd, 2) < 0) { e = errno; goto fail; }
+    if (job->channel_fd != 3) {
+        if (dup2(job->channel_fd, 3) < 0) { e = errno; goto fail; }
+    } else if (cs_set_cloexec(3, 0) != 0) {
+        e = errno;
+        goto fail;
+    }
+    // Everything else closes at exec (not now: error_fd must live until then).
+    if (syscall(SYS_close_range, 4, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) != 0) { e = errno; goto fail; }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(job->path, job->argv, job->envp);
+    e = errno;
+fail:
+    (void)!write(job->error_fd, &e, sizeof e);
+    _exit(127);
+}
+
+/// One clone attempt with `flags`; 0 with *pid set, or the errno of the refusal.
+static int clone_spawn(struct clone_job *job, pid_t *pid) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return errno;
+    job->error_fd = p[1];
+    const size_t stack_size = 64 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return e;
+    }
+    // No handler of ours may run in the child before it resets them.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t child = clone(clone_child, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD | job->flags, job);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
+    close(p[1]);
+    if (child < 0) {
+        close(p[0]);
+        return clone_errno;
+    }
+    // CLONE_VFORK: the child has exec'd (its copy of the pipe closed) or failed (and wrote why).
+    int e = 0;
+    ssize_t n;
+    while ((n = read(p[0], &e, sizeof e)) < 0 && errno == EINTR) {}
+    close(p[0]);
+    if (n == (ssize_t)sizeof e) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+        return e ? e : EIO;
+    }
+    *pid = child;
+    return 0;
+}
+
+static int ns_bits(int flags) {
+    return ((flags & CLONE_NEWUSER) ? CS_NS_USER : 0) | ((flags & CLONE_NEWNS) ? CS_NS_MOUNT : 0) |
+           ((flags & CLONE_NEWPID) ? CS_NS_PID : 0) | ((flags & CLONE_NEWNET) ? CS_NS_NET : 0);
+}
+
+static int spawn_in_now(const char *path, char *const argv[], char *const envp[], int channel_fd,
+                        int stderr_fd, int quiet_stdio, int namespaces, char *made_digit, int *made,
+                        int *refusal, pid_t *pid) {
+    int flags = 0;
+    if (namespaces & CS_NS_USER) flags |= CLONE_NEWUSER;
+    if (namespaces & CS_NS_MOUNT) flags |= CLONE_NEWNS;
+    if (namespaces & CS_NS_PID) flags |= CLONE_NEWPID;
+    if (namespaces & CS_NS_NET) flags |= CLONE_NEWNET;
+    *refusal = 0;
+    *made = 0;
+    struct clone_job job = { path, argv, envp, channel_fd, stderr_fd, quiet_stdio, flags, geteuid(), getegid(), -1 };
+    // As asked; then without a user namespace (a privileged parent needs none for the others).
+    int attempts[2] = { flags, flags & ~CLONE_NEWUSER };
+    for (int i = 0; i < 2; i++) {
+        if (attempts[i] == 0 || (i == 1 && attempts[1] == attempts[0])) continue;
+        job.flags = attempts[i];
+        if (made_digit) *made_digit = "0123456789abcdef"[ns_bits(job.flags)];
+        int e = clone_spawn(&job, pid);
+        if (e == 0) {
+            *made = ns_bits(job.flags);
+            return 0;
+        }
+        if (*refusal == 0) *refusal = e;
+        if (e == ENOENT || e == EACCES || e == ENOEXEC) return e;  // the executable itself is the problem
+    }
+    if (made_digit) *made_digit = '0';
+    return spawn_now(path, argv, envp, channel_fd, stderr_fd, quiet_stdio, pid);
+}
+
 /// A spawn request handed to its own thread, and the answer handed back through `done`.
 struct spawn_job {
     const char *path;
     char *const *argv;
     char *const *envp;
     int channel_fd, stderr_fd, quiet_stdio;
+    int namespaces;
+    char *made_digit;
+    int made, refusal;
     pid_t pid;
     int rc;
     int done;  // write end of a pipe: one byte when rc and pid are set
@@ -83,8 +249,14 @@ struct spawn_job {
 /// which would kill every host spawned from one. This thread lives exactly as long as its child.
 static void *spawn_thread(void *arg) {
     struct spawn_job *job = arg;
-    job->rc = spawn_now(job->path, job->argv, job->envp, job->channel_fd, job->stderr_fd,
-                        job->quiet_stdio, &job->pid);
+    if (job->namespaces) {
+        job->rc = spawn_in_now(job->path, job->argv, job->envp, job->channel_fd, job->stderr_fd,
+                               job->quiet_stdio, job->namespaces, job->made_digit, &job->made, &job->refusal,
+                               &job->pid);
+    } else {
+        job->rc = spawn_now(job->path, job->argv, job->envp, job->channel_fd, job->stderr_fd,
+                            job->quiet_stdio, &job->pid);
+    }
     pid_t pid = job->rc == 0 ? job->pid : 0;
     int done = job->done;
     char one = 1;
@@ -99,9 +271,16 @@ static void *spawn_thread(void *arg) {
 
 int cs_spawn(const char *path, char *const argv[], char *const envp[], int channel_fd,
              int stderr_fd, int quiet_stdio, pid_t *pid) {
+    int made, refusal;
+    return cs_spawn_in(path, argv, envp, channel_fd, stderr_fd, quiet_stdio, 0, NULL, &made, &refusal, pid);
+}
+
+int cs_spawn_in(const char *path, char *const argv[], char *const envp[], int channel_fd,
+                int stderr_fd, int quiet_stdio, int namespaces, char *made_digit, int *made, int *refusal,
+                pid_t *pid) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return errno;
-    struct spawn_job job = { path, argv, envp, channel_fd, stderr_fd, quiet_stdio, 0, 0, p[1] };
+    struct spawn_job job = { path, argv, envp, channel_fd, stderr_fd, quiet_stdio, namespaces, made_digit, 0, 0, 0, 0, p[1] };
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -119,6 +298,8 @@ int cs_spawn(const char *path, char *const argv[], char *const envp[], int chann
     close(p[0]);
     close(p[1]);
     *pid = job.pid;
+    *made = job.made;
+    *refusal = job.refusal;
     return job.rc;
 }
 

@@ -22,9 +22,7 @@ extension SpaceConfiguration {
     /// - `daemon.idleTimeout`: integer ≥ 0, how long the daemon lives with no space running and no
     ///   client connected (0, the default: forever).
     ///
-    /// Keys accepted, type-checked, and ignored with a warning until they are implemented:
-    /// `workers` (integer ≥ 1), `callTimeout`, `control.exitThreshold`, `control.allowedSequentialDeaths`
-    /// (integers ≥ 0), `sandbox` and `limits` (objects). Any other key is ignored with a warning naming its
+    /// `sandbox.*` (docs/sandbox.md) and `limits.*` are checked key by key. Any other key is ignored with a warning naming its
     /// full dotted path (`"unknown key 'control.forkTimout' ignored"`).
     ///
     /// - Parameters:
@@ -172,6 +170,9 @@ extension SpaceConfiguration {
                     case "maxInFlight": quotas.maxInFlight = try count("calls")
                     case "maxQueued": quotas.maxQueued = try count("calls")
                     case "maxMemoryMB": quotas.maxMemoryMB = try count("MiB")
+                    case "maxCpuSeconds": sandbox.maxCpuSeconds = try count("seconds")
+                    case "maxOpenFiles": sandbox.maxOpenFiles = try count("files")
+                    case "maxFileSizeMB": sandbox.maxFileSizeMB = try count("MiB")
                     case "maxFrameSize": limits.maxFrameSize = try positive()
                     case "maxArguments": limits.maxArguments = try positive()
                     case "maxDepth": limits.maxDepth = try positive()
@@ -180,8 +181,57 @@ extension SpaceConfiguration {
                     }
                 }
             case "sandbox":
-                _ = try check.object(value, key)
-                check.notImplemented(key)
+                for sub in try check.object(value, key) {
+                    let subKey = "sandbox." + sub.name
+                    func oneOf<E: RawRepresentable & CaseIterable>(_ type: E.Type) throws(SpaceError) -> E where E.RawValue == String {
+                        let names = E.allCases.map(\.rawValue)
+                        guard let s = sub.value.string, let v = E(rawValue: s) else {
+                            throw check.invalid(subKey, "one of " + names.map { "\"\($0)\"" }.joined(separator: ", "), sub.value)
+                        }
+                        return v
+                    }
+                    func syscalls() throws(SpaceError) -> [String] {
+                        let names = try check.strings(sub.value, subKey, "a system call name")
+                        for (i, n) in names.enumerated() where !SandboxPlan.isSyscall(n) {
+                            throw check.invalid("\(subKey)[\(i)]", "a system call of this machine", sub.value.array?[i] ?? sub.value)
+                        }
+                        return names
+                    }
+                    switch sub.name {
+                    case "profile": sandbox.profile = try oneOf(Sandbox.Profile.self)
+                    case "onViolation": sandbox.onViolation = try oneOf(Sandbox.Violation.self)
+                    case "namespaces":
+                        var set: Set<Sandbox.Namespace> = []
+                        for (i, n) in try check.strings(sub.value, subKey, "a namespace").enumerated() {
+                            guard let ns = Sandbox.Namespace(rawValue: n) else {
+                                throw check.invalid("\(subKey)[\(i)]", "one of \"user\", \"mount\", \"pid\", \"network\"", .string(n))
+                            }
+                            set.insert(ns)
+                        }
+                        sandbox.namespaces = set
+                    case "readPaths":
+                        sandbox.readPaths = try check.paths(sub.value, subKey).map { resolve($0, against: baseDirectory) }
+                    case "writePaths":
+                        sandbox.writePaths = try check.paths(sub.value, subKey).map { resolve($0, against: baseDirectory) }
+                    case "allow": sandbox.allow = try syscalls()
+                    case "deny": sandbox.deny = try syscalls()
+                    case "environment": sandbox.environment = try check.strings(sub.value, subKey, "a variable name")
+                    case "unixSockets":
+                        guard case .bool(let b) = sub.value else { throw check.invalid(subKey, "true or false", sub.value) }
+                        sandbox.unixSockets = b
+                    case "require":
+                        var layers: SandboxLayers = []
+                        for (i, n) in try check.strings(sub.value, subKey, "a layer name").enumerated() {
+                            guard let layer = SandboxLayers(name: n) else {
+                                throw check.invalid("\(subKey)[\(i)]", "a layer name (" +
+                                                    SandboxLayers.named.map(\.name).joined(separator: ", ") + ")", .string(n))
+                            }
+                            layers.insert(layer)
+                        }
+                        sandbox.require = layers
+                    default: check.unknown(subKey)
+                    }
+                }
             default:
                 check.unknown(key)
             }
@@ -221,8 +271,16 @@ private struct ConfigurationChecker {
         return out
     }
 
-    mutating func notImplemented(_ key: String) {
-        warnings.append("'\(key)' is not implemented yet and is ignored")
+    func strings(_ value: Value, _ key: String, _ what: String) throws(SpaceError) -> [String] {
+        guard case .array(let elements) = value else { throw invalid(key, "an array of strings", value) }
+        var out: [String] = []
+        for (i, element) in elements.enumerated() {
+            guard case .string(let s) = element, !s.isEmpty, !s.utf8.contains(0) else {
+                throw invalid("\(key)[\(i)]", "a non-empty string (\(what))", element)
+            }
+            out.append(s)
+        }
+        return out
     }
 
     mutating func unknown(_ key: String) {

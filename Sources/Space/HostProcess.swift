@@ -32,10 +32,20 @@ final class HostProcess: Sendable {
         var exit: String?
         /// A stop was requested: the hang-up is expected.
         var stopping = false
+        /// The raw wait status, once reaped here.
+        var waitStatus: Int32?
     }
 
+    /// Where the host may read (Landlock), as it was spawned.
+    let readPaths: [String]
+    /// What the spawn could not give the sandbox (namespaces the kernel refused), if anything.
+    let spawnNote: String?
+
     private init(pid: pid_t, channel: Channel, hello: Hello, isConnection: Bool = false,
-                 output: OutputTail? = nil, startedAt: UInt64 = monotonicNanoseconds()) {
+                 output: OutputTail? = nil, startedAt: UInt64 = monotonicNanoseconds(),
+                 readPaths: [String] = [], spawnNote: String? = nil) {
+        self.readPaths = readPaths
+        self.spawnNote = spawnNote
         self.pid = pid
         self.channel = channel
         self.hello = hello
@@ -78,7 +88,9 @@ final class HostProcess: Sendable {
     /// Starts a host and waits for its hello (at most `control.forkTimeout`).
     ///
     /// `onClose` runs once when the channel closes (stop, crash, protocol error).
-    static func spawn(_ config: SpaceConfiguration,
+    /// `sandbox` is the space's compiled sandbox; `libraries` the adds it will replay (their
+    /// directories are readable) and `readPaths` any more directories to let the host read.
+    static func spawn(_ config: SpaceConfiguration, sandbox: SandboxPlan, libraries: [String], readPaths: [String],
                       onClose: @escaping @Sendable (HostProcess, SpaceError) -> Void) throws(SpaceError) -> HostProcess {
         let executable = try locateHost(config)
         var fds: [Int32] = [-1, -1]
@@ -109,9 +121,13 @@ final class HostProcess: Sendable {
         if config.quotas.maxMemoryMB > 0 {
             argv += ["--max-address-space", String(UInt64(config.quotas.maxMemoryMB) << 20)]
         }
-        for dir in searchPaths(config, executable: executable) {
+        let search = searchPaths(config, executable: executable)
+        for dir in search {
             argv += ["--path", dir]
         }
+        let request = sandbox.request(searchPaths: search + readPaths, libraries: libraries)
+        argv += request.arguments
+        let digitIndex = argv.firstIndex(of: "--namespaces").map { $0 + 1 }
         var env: [String]
         if let e = config.environment {
             env = e.map { "\($0.key)=\($0.value)" }
@@ -125,9 +141,12 @@ final class HostProcess: Sendable {
         env.append("SWIFT_BACKTRACE=enable=no")
 
         var pid: pid_t = 0
+        var made: Int32 = 0
+        var refusal: Int32 = 0
         let rc = withCStrings(argv) { cargv in
             withCStrings(env) { cenv in
-                cs_spawn(executable, cargv, cenv, childFD, errs[1], 1, &pid)
+                cs_spawn_in(executable, cargv, cenv, childFD, errs[1], 1, sandbox.namespaceBits,
+                            digitIndex.flatMap { cargv[$0] }, &made, &refusal, &pid)
             }
         }
         guard rc == 0 else {
@@ -162,8 +181,20 @@ final class HostProcess: Sendable {
             Monitor.shared.unwatch(output)
             throw SpaceError(.spawnFailed, "the space host (\(executable)) did not start: \(error.message)\(said)")
         }
-        let host = HostProcess(pid: pid, channel: channel, hello: hello, output: output, startedAt: startedAt)
+        let host = HostProcess(pid: pid, channel: channel, hello: hello, output: output, startedAt: startedAt,
+                               readPaths: request.readPaths,
+                               spawnNote: refusal != 0 ? "namespaces: clone refused some (\(String(cString: strerror(refusal))))" : nil)
         box.withLock { $0.host = host }
+        let missing = sandbox.configuration.require.subtracting(hello.layers)
+        if !missing.isEmpty {
+            host.kill()
+            _ = output.drain()  // the host wrote why before its hello
+            var why = output.lines().filter { $0.hasPrefix("space-host: sandbox: ") }.map { String($0.dropFirst(21)) }
+            if let n = host.spawnNote { why.append(n) }
+            throw SpaceError(.sandboxUnavailable,
+                             "the host could not apply the sandbox layers sandbox.require names: \(missing.names.joined(separator: ", "))" +
+                             (why.isEmpty ? "" : " (\(why.joined(separator: "; ")))"))
+        }
         do {
             try channel.startReaderThread()
         } catch {
@@ -181,8 +212,35 @@ final class HostProcess: Sendable {
         if stopping {
             return SpaceError(.notRunning, "the space was stopped")
         }
-        return SpaceError(.crashed, "the space host (pid \(pid)) \(exit ?? "hung up without exiting")" +
-                          stderrExcerpt(recentOutput))
+        let lines = recentOutput
+        let status = self.status.withLock { $0.waitStatus }
+        if let st = status, let sig = endingSignal(st), sig == SIGSYS,
+           let line = lines.last(where: { $0.hasPrefix(violationPrefix) }),
+           let number = Int32(line.dropFirst(violationPrefix.count)) {
+            let name = SandboxPlan.syscallName(number)
+            return SpaceError(.sandboxViolation, "the plugin called \(name) (system call \(number)), which the sandbox forbids; " +
+                              "the space host (pid \(pid)) was killed (sandbox.onViolation: kill)" +
+                              stderrExcerpt(lines.filter { !$0.hasPrefix(violationPrefix) }))
+        }
+        var text = exit ?? "hung up without exiting"
+        if let st = status, let sig = endingSignal(st) {
+            text = "was killed by signal \(sig) (\(signalName(sig)))"
+            if st & 0x7f == 0 { text += " (as pid 1 of its pid namespace it exits with status \(128 + sig) instead)" }
+            if sig == SIGXCPU { text += ": it used up limits.maxCpuSeconds" }
+            if sig == SIGXFSZ { text += ": a file it wrote grew past limits.maxFileSizeMB" }
+        }
+        return SpaceError(.crashed, "the space host (pid \(pid)) \(text)" + stderrExcerpt(lines))
+    }
+
+    /// The signal that ended the host, from its wait status: the signal itself, or, for a host that
+    /// is pid 1 of its pid namespace (which ends itself with status 128 + the signal, having no
+    /// other way), that status.
+    private func endingSignal(_ st: Int32) -> Int32? {
+        let sig = st & 0x7f
+        if sig != 0 { return sig }
+        let code = (st >> 8) & 0xff
+        if hello.layers.contains(.pidNamespace) && code > 128 && code < 128 + 32 { return code - 128 }
+        return nil
     }
 
     /// Reaps the process if it has exited (waiting up to `waitMilliseconds`); returns how it ended.
@@ -200,7 +258,10 @@ final class HostProcess: Sendable {
             return status.withLock { $0.exit }  // reaped concurrently, or still running
         }
         let text = describeWaitStatus(st)
-        status.withLock { $0.exit = text }
+        status.withLock {
+            $0.exit = text
+            $0.waitStatus = st
+        }
         return text
     }
 
@@ -279,6 +340,9 @@ final class HostProcess: Sendable {
         return dirs
     }
 }
+
+/// How the host's SIGSYS handler names a denied call before it dies (CSpaceSandbox.c).
+private let violationPrefix = "space-host: sandbox violation: system call "
 
 /// The last lines of a host's stderr as the tail of an error message ("" when it wrote none).
 func stderrExcerpt(_ lines: [String], count: Int = 8) -> String {

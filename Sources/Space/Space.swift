@@ -79,6 +79,26 @@ public final class Space: Sendable {
         var sequentialDeaths = 0
         /// Why the last host stopped or died.
         var lastStop: SpaceError?
+        /// Directories of libraries added by path that the sandbox did not cover when they were
+        /// added: every later host may read them too.
+        var extraReadPaths: [String] = []
+    }
+
+    /// The sandbox, compiled at the first spawn.
+    private let compiledSandbox = Mutex<SandboxPlan?>(nil)
+
+    /// The space's sandbox, compiled once (the seccomp program is built here, not at each spawn).
+    func sandboxPlan() throws(SpaceError) -> SandboxPlan {
+        if let plan = compiledSandbox.withLock({ $0 }) { return plan }
+        let plan = try SandboxPlan(configuration)
+        let first = compiledSandbox.withLock { p -> Bool in
+            defer { if p == nil { p = plan } }
+            return p == nil
+        }
+        if first && configuration.sandbox.profile == .none {
+            writeStandardError("space: sandbox profile 'none': this space's plugins run with all of this user's rights (debugging only)\n")
+        }
+        return plan
     }
 
     init(configuration: SpaceConfiguration, backend: Backend = .embedded) {
@@ -357,6 +377,7 @@ public final class Space: Sendable {
                                  initArguments: initArguments)
         let ms = timeout.map(milliseconds) ?? configuration.callTimeout
         return try await gate.withLock { () async throws(SpaceError) -> Value in
+            await widenSandbox(for: library)
             let hosts = try await runningHostsLocked()
             let results = await everyHost(hosts) { [self] index, host async throws(SpaceError) -> Value in
                 try await send(host, worker: index, what: "add \(library)", timeoutMilliseconds: ms) { w, id in
@@ -396,6 +417,31 @@ public final class Space: Sendable {
             }
             return loaded
         }
+    }
+
+    /// A library added by path from a directory the running hosts may not read (Landlock is fixed
+    /// before a host's first request): the directory joins the readable ones and the hosts restart
+    /// (gracefully, their adds replayed) so the add can load it.
+    private func widenSandbox(for library: String) async {
+        guard case .embedded = backend, configuration.sandbox.profile != .none,
+              let slash = library.lastIndex(of: "/") else { return }
+        let dir = slash == library.startIndex ? "/" : String(library[..<slash])
+        guard access(dir, R_OK) == 0 else { return }  // nothing there to read: the add fails as usual
+        func covered(_ paths: [String]) -> Bool {
+            paths.contains { dir == $0 || dir.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+        }
+        let stale = state.withLock { s -> Bool in
+            let running = s.workers.compactMap(\.host)
+            if !running.contains(where: { !covered($0.readPaths) }) { return false }
+            if !s.extraReadPaths.contains(dir) { s.extraReadPaths.append(dir) }
+            return true
+        }
+        guard stale else {
+            state.withLock { s in if !s.extraReadPaths.contains(dir) && !covered(s.extraReadPaths) { s.extraReadPaths.append(dir) } }
+            return
+        }
+        let hosts = takeAll(SpaceError(.notRunning, "restarted so that the sandbox lets it read \(dir)")) { _ in }
+        await stop(hosts, kind: .stopped, detail: "restarted so that the sandbox lets it read \(dir)")
     }
 
     /// Unloads a package from every worker: its deinit hook runs, the library is closed, and

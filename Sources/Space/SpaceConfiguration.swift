@@ -32,6 +32,9 @@ public struct SpaceConfiguration: Sendable, Hashable {
     public var callTimeout: Int = 0
     /// Admission limits per space, checked before anything is sent. Config keys `limits.*`.
     public var quotas = Quotas()
+    /// The walls around each host. Config key `sandbox` (and `limits.maxCpuSeconds`,
+    /// `limits.maxOpenFiles`, `limits.maxFileSizeMB`).
+    public var sandbox = Sandbox()
 
     /// Admission limits of a space (config keys `limits.*`); 0 turns each off.
     public struct Quotas: Sendable, Hashable {

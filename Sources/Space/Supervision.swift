@@ -156,7 +156,9 @@ extension Space {
         let host: HostProcess
         switch backend {
         case .embedded:
-            host = try HostProcess.spawn(configuration, onClose: onClose)
+            let extra = state.withLock { $0.extraReadPaths }
+            host = try HostProcess.spawn(configuration, sandbox: try sandboxPlan(), libraries: adds.map(\.library),
+                                         readPaths: extra, onClose: onClose)
             recorder.started()
             emit(SpaceEvent(.spawned, worker: index, pid: host.pid))
         case .daemon(let socket, _, let startDaemon):

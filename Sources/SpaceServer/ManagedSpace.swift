@@ -97,8 +97,13 @@ final class ManagedSpace: Sendable {
         }
         // What the running host reported in its hello; nothing while no host runs.
         let running = space.hostInfo
+        let sandbox = space.configuration.sandbox
+        let held = running?.layers ?? []
         fields.append(.init("sandbox", .object([
-            .init("layers", .array(sandboxLayerNames(running?.sandboxLayers ?? 0).map { .string($0) })),
+            .init("profile", .string(sandbox.profile.rawValue)),
+            .init("layers", .array(held.names.map { .string($0) })),
+            // Asked for and not in force (known once a host has reported; `space call S space sandbox` says why).
+            .init("missing", .array(running == nil ? [] : sandbox.layers.subtracting(held).names.map { .string($0) })),
             .init("reported", .bool(running != nil)),
         ])))
         let config = space.configuration
@@ -109,12 +114,6 @@ final class ManagedSpace: Sendable {
         fields.append(.init("callTimeout", .int(Int64(config.callTimeout))))
         return .object(fields)
     }
-}
-
-/// The names of the sandbox layer bits a host reports in its hello (docs/sandbox.md).
-func sandboxLayerNames(_ bits: UInt64) -> [String] {
-    let names = ["session", "closeFDs", "environment", "noNewPrivs", "rlimits", "namespaces", "landlock", "seccomp"]
-    return names.enumerated().compactMap { i, n in bits & (1 << UInt64(i)) != 0 ? n : nil }
 }
 
 /// Milliseconds since the epoch.

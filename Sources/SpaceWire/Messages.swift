@@ -6,7 +6,7 @@ public struct Hello: Sendable, Hashable {
     public var pid: Int32
     /// The largest frame body the host accepts.
     public var maxFrameSize: UInt32
-    /// Sandbox layers in force, as a bit set (0 until the sandbox exists).
+    /// Sandbox layers in force, as a bit set (``SandboxLayers``).
     public var sandboxLayers: UInt64
     /// The host's build version.
     public var hostVersion: String
@@ -20,6 +20,9 @@ public struct Hello: Sendable, Hashable {
         self.sandboxLayers = sandboxLayers
         self.hostVersion = hostVersion
     }
+
+    /// The sandbox layers in force.
+    public var layers: SandboxLayers { SandboxLayers(rawValue: sandboxLayers) }
 
     /// Appends the payload.
     public func encode(into w: inout WireWriter) {

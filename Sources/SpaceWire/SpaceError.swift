@@ -71,6 +71,11 @@ public struct SpaceError: Error, Sendable, Hashable, CustomStringConvertible {
         /// `control.exitThreshold` ms of its start, and is no longer restarted; calls fail fast until
         /// it is reloaded (`space reload`, `Space.reload()`, `Space.build()`).
         public static let dead = Code(rawValue: "dead")
+        /// A sandbox layer that `sandbox.require` names could not be applied; the host was not started.
+        public static let sandboxUnavailable = Code(rawValue: "sandboxUnavailable")
+        /// The plugin made a system call the sandbox forbids, with `sandbox.onViolation: kill`: the
+        /// host was killed. The message names the call.
+        public static let sandboxViolation = Code(rawValue: "sandboxViolation")
     }
 
     /// Which argument a ``Code/badArgument`` error is about.

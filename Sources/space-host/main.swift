@@ -3,6 +3,7 @@
 // memory are product features (docs/architecture.md).
 import CSpaceSystem
 import SpaceFFI
+import SpaceSandbox
 import SpaceWire
 
 #if canImport(Glibc)
@@ -18,6 +19,8 @@ struct Options {
     var maxCallbacks = 4096
     /// RLIMIT_AS in bytes (0: unchanged), set before the first request is read.
     var maxAddressSpace: UInt64 = 0
+    /// The sandbox to apply before the first request (docs/sandbox.md).
+    var sandbox = SandboxRequest()
 
     static func parse(_ args: [String]) -> Options {
         var o = Options()
@@ -39,6 +42,11 @@ struct Options {
                 print("space-host \(hostVersion) (protocol \(Wire.protocolVersion))")
                 exit(0)
             default:
+                let used = o.sandbox.parse(a, next)
+                if used > 0 {
+                    i += used
+                    continue
+                }
                 writeStandardError("space-host: unknown option \(a)\nspace-host is started by the space client; see docs/architecture.md\n")
                 exit(2)
             }
@@ -96,7 +104,8 @@ final class Host {
     func run() -> Never {
         let input = inbound.input
         out.beginFrame(.hello, id: 0)
-        Hello(pid: getpid(), maxFrameSize: UInt32(limits.maxFrameSize), hostVersion: hostVersion).encode(into: &out)
+        Hello(pid: hostPID, maxFrameSize: UInt32(limits.maxFrameSize), sandboxLayers: sandbox.layers.rawValue,
+              hostVersion: hostVersion).encode(into: &out)
         out.endFrame()
         flush()
         while true {
@@ -292,14 +301,21 @@ final class Host {
             guard argc == 0 else { throw SpaceError(.arityMismatch, "space.stats takes no arguments, got \(argc)") }
             try r.expectEnd("space.stats")
             let value: Value = [
-                "pid": .int(Int64(getpid())),
+                "pid": .int(Int64(hostPID)),
                 "packages": .array(addOrder.map { .string($0) }),
                 "handles": .int(Int64(handles.count)),
                 "callbacks": callbacks.stats,
             ]
             try reply(id, value)
+        case "sandbox":
+            guard argc == 0 else { throw SpaceError(.arityMismatch, "space.sandbox takes no arguments, got \(argc)") }
+            try r.expectEnd("space.sandbox")
+            try reply(id, [
+                "layers": .array(sandbox.layers.names.map { .string($0) }),
+                "notes": .array(sandbox.notes.map { .string($0) }),
+            ])
         default:
-            throw SpaceError(.unknownFunction, "the host's package 'space' has no function '\(name)' (it has: stats)")
+            throw SpaceError(.unknownFunction, "the host's package 'space' has no function '\(name)' (it has: sandbox, stats)")
         }
     }
 
@@ -334,15 +350,29 @@ final class Host {
 let options = Options.parse(CommandLine.arguments)
 // Die with the parent: a space never outlives the process that owns it.
 _ = cs_set_pdeathsig(SIGKILL)
-if options.parentPID != 0 && getppid() != options.parentPID { exit(0) }
+// (In a pid namespace the parent is invisible, getppid() is 0: a parent already gone shows as the
+// channel's end of file instead.)
+if options.parentPID != 0 && getpid() != 1 && getppid() != options.parentPID { exit(0) }
 // A client that hangs up must not kill us with SIGPIPE mid-write; writeAll reports EPIPE instead.
 signal(SIGPIPE, SIG_IGN)
-if options.maxAddressSpace > 0 {
-    // limits.maxMemoryMB: a plugin's runaway allocation fails in this process (malloc returns NULL)
-    // instead of pushing the machine into its OOM killer.
-    var limit = rlimit(rlim_cur: rlim_t(options.maxAddressSpace), rlim_max: rlim_t(options.maxAddressSpace))
-    if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) != 0 {
-        writeStandardError("space-host: setrlimit(RLIMIT_AS, \(options.maxAddressSpace)) failed: errno \(errno)\n")
+/// The host's pid as its client knows it (in a pid namespace the host is pid 1 of its own).
+let hostPID = Sandbox.pidOutside()
+/// The sandbox in force and why any layer asked for is missing, for the hello.
+let sandbox: (layers: SandboxLayers, notes: [String])
+if options.sandbox.layers.contains(.rlimits) {
+    sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: options.maxAddressSpace)
+} else {
+    if options.maxAddressSpace > 0 {
+        // limits.maxMemoryMB: a plugin's runaway allocation fails in this process (malloc returns NULL)
+        // instead of pushing the machine into its OOM killer.
+        var limit = rlimit(rlim_cur: rlim_t(options.maxAddressSpace), rlim_max: rlim_t(options.maxAddressSpace))
+        if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) != 0 {
+            writeStandardError("space-host: setrlimit(RLIMIT_AS, \(options.maxAddressSpace)) failed: errno \(errno)\n")
+        }
     }
+    sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: 0)
 }
+// A layer asked for and missing is worth a line on stderr (the client quotes it if sandbox.require
+// names that layer); `space.sandbox` answers the same.
+for note in sandbox.notes { writeStandardError("space-host: sandbox: \(note)\n") }
 Host(options: options).run()

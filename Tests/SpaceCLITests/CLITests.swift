@@ -207,7 +207,8 @@ struct CLITests {
 
         let status = try json(try box.run("status", "--json").stdout)
         #expect(status[field: "state"] == "running")
-        #expect(status[field: "sandbox"]?[field: "layers"] != nil)
+        #expect(status[field: "sandbox"]?[field: "layers"]?.array?.contains(.string("seccomp")) == true)
+        #expect(status[field: "sandbox"]?[field: "profile"] == "strict")
         let stats = try json(try box.run("stats").stdout)
         #expect(stats[field: "calls"]?.int == 1)
 

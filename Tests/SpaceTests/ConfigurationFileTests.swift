@@ -104,9 +104,12 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
         #expect(config == SpaceConfiguration())
         // And it documents exactly the implemented keys.
         let document = try Value(json: String(decoding: try readAll(path), as: UTF8.self))
-        #expect(document.fields?.map(\.name) == ["inactivityTimeout", "paths", "workers", "callTimeout", "control", "limits"])
+        #expect(document.fields?.map(\.name) == ["inactivityTimeout", "paths", "workers", "callTimeout", "control", "limits", "sandbox"])
         #expect(document[field: "control"]?.fields?.map(\.name) == ["forkTimeout", "stopTimeout", "exitThreshold", "allowedSequentialDeaths"])
-        #expect(document[field: "limits"]?.fields?.map(\.name) == ["maxCallsPerSecond", "maxArgumentBytes", "maxInFlight", "maxQueued", "maxMemoryMB"])
+        #expect(document[field: "limits"]?.fields?.map(\.name) == ["maxCallsPerSecond", "maxArgumentBytes", "maxInFlight", "maxQueued", "maxMemoryMB",
+                                                                      "maxCpuSeconds", "maxOpenFiles", "maxFileSizeMB"])
+        #expect(document[field: "sandbox"]?.fields?.map(\.name) == ["profile", "namespaces", "readPaths", "writePaths", "allow", "deny",
+                                                                     "onViolation", "unixSockets", "require", "environment"])
     }
 
     @Test func emptyObjectKeepsDefaults() throws {
@@ -283,7 +286,8 @@ private func repositoryConfigPath(_ file: String = #filePath) -> String {
             }
             """))
         #expect(warnings == [
-            "'sandbox' is not implemented yet and is ignored",
+            "unknown key 'sandbox.network' ignored",
+            "unknown key 'sandbox.filesystem' ignored",
             "unknown key 'limits.maxCookies' ignored",
         ])
         var expected = SpaceConfiguration()

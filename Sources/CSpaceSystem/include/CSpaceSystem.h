@@ -4,6 +4,8 @@
 // - cs_spawn: posix_spawn with `posix_spawn_file_actions_addclosefrom_np` (a GNU extension that
 //   needs _GNU_SOURCE, invisible to Swift's Glibc module) and sigset macros; it puts the channel
 //   on fd 3 and closes every other inherited fd in one place, without fork from a big parent.
+// - cs_spawn_in: namespaces need clone(2) with a stack of our own, and the child's work between clone
+//   and exec (uid maps, mounts, descriptors) must be async-signal-safe C.
 // - cs_pidfd_open / cs_pidfd_send_signal: raw syscalls glibc 2.36 wraps but Swift's Glibc does not import.
 // - cs_set_pdeathsig: prctl is variadic in C, so Swift cannot call it.
 // - cs_set_cloexec, cs_set_nonblocking: fcntl is variadic in C, so Swift cannot call it.
@@ -31,6 +33,25 @@
 /// means "the parent process died", not "the calling thread exited".
 int cs_spawn(const char *path, char *const argv[], char *const envp[], int channel_fd,
              int stderr_fd, int quiet_stdio, pid_t *pid);
+
+/// Namespaces cs_spawn_in can give the child.
+enum {
+    CS_NS_USER = 1,
+    CS_NS_MOUNT = 2,
+    CS_NS_PID = 4,
+    CS_NS_NET = 8,
+};
+
+/// cs_spawn, in new namespaces (`CS_NS_*` bits) where the kernel allows them. The child is made with
+/// clone(CLONE_VM | CLONE_VFORK | CLONE_NEW…), maps its own uid and gid (a user namespace needs no
+/// privilege for that), makes its mounts private, then execs. If the kernel refuses, it tries without a user namespace (root needs none), then without
+/// namespaces. `*made` gets the namespaces the child has; `*refusal` the errno of the first refusal
+/// (0 when every namespace asked for was made). `made_digit`, if not NULL, is one character of an
+/// argv string: before each attempt it is set to the hex digit of that attempt's `CS_NS_*` bits, so
+/// the child reads on its command line which namespaces it is in.
+int cs_spawn_in(const char *path, char *const argv[], char *const envp[], int channel_fd,
+                int stderr_fd, int quiet_stdio, int namespaces, char *made_digit, int *made, int *refusal,
+                pid_t *pid);
 
 /// A pidfd for `pid`, or -1 with errno set.
 int cs_pidfd_open(pid_t pid);
