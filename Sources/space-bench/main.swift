@@ -34,6 +34,8 @@ struct Options {
     var buffersOnly = false
     /// Only the supervision phase.
     var supervisionOnly = false
+    /// Only the sandbox phase.
+    var sandboxOnly = false
     /// Stops and first calls measured in the supervision phase.
     var respawns = 30
     /// `math.spin` calls per pool measurement.
@@ -63,10 +65,11 @@ struct Options {
             case "--buffers-only": o.buffersOnly = true
             case "--daemon-only": o.daemonOnly = true
             case "--supervision-only": o.supervisionOnly = true
+            case "--sandbox-only": o.sandboxOnly = true
             case "-h", "--help":
                 print("""
                 USAGE: space-bench [--json] [--quick] [--rounds N] [--calls N] [--sequential-only] [--buffers-only] [--daemon-only]
-                                   [--supervision-only]
+                                   [--supervision-only] [--sandbox-only]
 
                 Measures the raw socket floor and a space side by side, in one run.
                   --json       one JSON object (keys: floor_rtt_p50_ns, call_rtt_p50_ns, call_rtt_p99_ns,
@@ -228,6 +231,10 @@ func run(_ o: Options) async throws {
         let r = try await supervisionBenchmarks(respawns: o.respawns, spinCalls: o.spinCalls)
         return report(supervisionRows(r), json: o.json)
     }
+    if o.sandboxOnly {
+        let r = try await sandboxBenchmarks(coldStarts: o.coldStarts, rounds: o.rounds, callsPerRound: o.callsPerRound)
+        return report(sandboxRows(r), json: o.json)
+    }
     let floor = Floor()
     let sameCoreFloor = Floor(sameCore: true)
     let space = try await Space.launch()
@@ -321,6 +328,7 @@ func run(_ o: Options) async throws {
     let daemon = try await daemonBenchmarks(cliRuns: o.cliRuns, clients: o.daemonClients,
                                             callsPerClient: o.daemonCallsPerClient)
     let supervision = try await supervisionBenchmarks(respawns: o.respawns, spinCalls: o.spinCalls)
+    let sandbox = try await sandboxBenchmarks(coldStarts: o.coldStarts, rounds: o.rounds, callsPerRound: o.callsPerRound)
 
     let floorP50 = percentile(floorSamples, 0.5)
     let callP50 = percentile(callSamples, 0.5)
@@ -349,7 +357,7 @@ func run(_ o: Options) async throws {
         ("callback_return_over_floor_p50", fmt(Double(cb.rttP50) / Double(max(floorP50, 1)), 3), "ratio (target <= 1.3)"),
         ("cold_start_ms", fmt(Double(percentile(colds, 0.5)) / 1e6, 3), "launch + add calc + first result, p50 (target <= 3)"),
         ("host_idle_rss_kb", "\(rss)", "host RSS with calc loaded (target <= 5120)"),
-    ] + daemonRows(daemon) + supervisionRows(supervision)
+    ] + daemonRows(daemon) + supervisionRows(supervision) + sandboxRows(sandbox)
     report(rows, json: o.json)
 }
 
