@@ -211,6 +211,25 @@ int csb_close_fds_except(int keep) {
     return 0;
 }
 
+extern char **environ;
+
+void csb_scrub_environment(const char *const *keep, size_t keep_count) {
+    if (!environ) return;
+    size_t out = 0;
+    for (size_t i = 0; environ[i]; i++) {
+        const char *entry = environ[i];
+        const char *eq = strchr(entry, '=');
+        size_t name_length = eq ? (size_t)(eq - entry) : strlen(entry);
+        for (size_t k = 0; k < keep_count; k++) {
+            if (strlen(keep[k]) == name_length && memcmp(keep[k], entry, name_length) == 0) {
+                environ[out++] = environ[i];
+                break;
+            }
+        }
+    }
+    environ[out] = NULL;
+}
+
 static void exit_with_signal_status(int sig) { _exit(128 + sig); }
 
 void csb_install_init_signal_handlers(void) {

@@ -2,6 +2,7 @@ import CSpaceSeccomp
 import CSpaceSystem
 import SpaceSandbox
 import SpaceWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -131,8 +132,29 @@ struct SandboxPlan: Sendable {
         template = r
     }
 
-    /// The seccomp program for `sandbox`, compiled by libseccomp.
+    /// Programs compiled so far in this process, by the settings they depend on: a space that
+    /// restarts, or the next space with the same sandbox, reuses its program.
+    private static let compiled = Mutex<[ProgramKey: [UInt8]]>([:])
+
+    private struct ProgramKey: Hashable {
+        var profile: SpaceConfiguration.Sandbox.Profile
+        var unix: Bool
+        var kill: Bool
+        var allow: [String]
+        var deny: [String]
+    }
+
+    /// The seccomp program for `sandbox`, compiled by libseccomp once per process and setting.
     static func compile(_ sandbox: SpaceConfiguration.Sandbox) throws(SpaceError) -> [UInt8] {
+        let key = ProgramKey(profile: sandbox.profile, unix: sandbox.unixSockets, kill: sandbox.onViolation == .kill,
+                             allow: sandbox.allow, deny: sandbox.deny)
+        if let program = compiled.withLock({ $0[key] }) { return program }
+        let program = try build(sandbox)
+        compiled.withLock { $0[key] = program }
+        return program
+    }
+
+    private static func build(_ sandbox: SpaceConfiguration.Sandbox) throws(SpaceError) -> [UInt8] {
         var message = [CChar](repeating: 0, count: 256)
         var program: UnsafeMutableRawPointer?
         var length = 0

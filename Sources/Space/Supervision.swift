@@ -415,7 +415,15 @@ extension Space {
 extension Space {
     /// The first running host's `space.stats` (callbacks, handles), without starting a host and
     /// without counting as a call; nil while none runs.
-    package func hostCounters() async -> Value? {
+    package func hostCounters() async -> Value? { await askRunningHost("stats") }
+
+    /// What the first running host says of its sandbox (`space.sandbox`): `layers` in force, a
+    /// `notes` line for each layer asked for and missing (why), and `setupNs`, how long applying
+    /// them took. Nil while no host runs (none is started for this).
+    public func sandboxReport() async -> Value? { await askRunningHost("sandbox") }
+
+    /// Calls one of the host's own functions on the first running host, if any.
+    private func askRunningHost(_ function: String) async -> Value? {
         let host: HostProcess? = state.withLock { s in
             guard let h = s.workers.lazy.compactMap(\.host).first else { return nil }
             h.load.add(1, ordering: .relaxed)
@@ -424,7 +432,7 @@ extension Space {
         guard let host else { return nil }
         defer { host.load.subtract(1, ordering: .releasing) }
         return try? await host.channel.request { w, id in
-            w.writeCall(id: id, package: "space", function: "stats", arguments: [])
+            w.writeCall(id: id, package: "space", function: function, arguments: [])
         }
     }
 }

@@ -133,7 +133,7 @@ public enum Sandbox {
             if rc == 0 { held.insert(.closeFDs) } else { note("closeFDs", "close_range: \(errnoText(-rc))") }
         }
         if want.contains(.environment) {
-            scrubEnvironment(keeping: request.keepEnvironment)
+            withCStrings(request.keepEnvironment) { csb_scrub_environment($0, request.keepEnvironment.count) }
             held.insert(.environment)
         }
         if want.contains(.rlimits) {
@@ -185,19 +185,6 @@ public enum Sandbox {
             }
         }
         return (held, notes)
-    }
-
-    /// Removes every environment variable not named in `keeping`.
-    private static func scrubEnvironment(keeping: [String]) {
-        var drop: [String] = []
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            let name = String(s.prefix(while: { $0 != "=" }))
-            if !keeping.contains(name) { drop.append(name) }
-            p += 1
-        }
-        for name in drop { unsetenv(name) }
     }
 }
 

@@ -79,7 +79,8 @@ final class ManagedSpace: Sendable {
     }
 
     /// `status`: the summary, what each plugin is, why it last stopped, the sandbox layers.
-    func status() -> Value {
+    /// `sandboxReport` is the running host's `space.sandbox` answer (why layers are missing).
+    func status(sandboxReport: Value? = nil) -> Value {
         let c = counters
         guard case .object(var fields) = summary() else { return summary() }
         fields[3] = .init("plugins", .array(c.packages.map { p in
@@ -102,8 +103,9 @@ final class ManagedSpace: Sendable {
         fields.append(.init("sandbox", .object([
             .init("profile", .string(sandbox.profile.rawValue)),
             .init("layers", .array(held.names.map { .string($0) })),
-            // Asked for and not in force (known once a host has reported; `space call S space sandbox` says why).
+            // Asked for and not in force (known once a host has reported), and why.
             .init("missing", .array(running == nil ? [] : sandbox.layers.subtracting(held).names.map { .string($0) })),
+            .init("notes", sandboxReport?[field: "notes"] ?? .array([])),
             .init("reported", .bool(running != nil)),
         ])))
         let config = space.configuration

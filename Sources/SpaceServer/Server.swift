@@ -447,7 +447,8 @@ public final class DaemonServer: @unchecked Sendable {
             let all = spaces.withLock { Array($0.values) }.sorted { $0.name < $1.name }
             return .array(all.map { $0.summary() })
         case "status":
-            return try space(try spaceArgument()).status()
+            let managed = try space(try spaceArgument())
+            return managed.status(sandboxReport: await managed.space.sandboxReport())
         case "describe":
             guard let package = args[field: "package"]?.string, let function = args[field: "function"]?.string else {
                 throw SpaceError(.badArgument, "describe needs {\"package\", \"function\"}")

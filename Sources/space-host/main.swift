@@ -313,6 +313,7 @@ final class Host {
             try reply(id, [
                 "layers": .array(sandbox.layers.names.map { .string($0) }),
                 "notes": .array(sandbox.notes.map { .string($0) }),
+                "setupNs": .int(Int64(sandboxNanoseconds)),
             ])
         default:
             throw SpaceError(.unknownFunction, "the host's package 'space' has no function '\(name)' (it has: sandbox, stats)")
@@ -359,6 +360,7 @@ signal(SIGPIPE, SIG_IGN)
 let hostPID = Sandbox.pidOutside()
 /// The sandbox in force and why any layer asked for is missing, for the hello.
 let sandbox: (layers: SandboxLayers, notes: [String])
+let sandboxStart = monotonicNanoseconds()
 if options.sandbox.layers.contains(.rlimits) {
     sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: options.maxAddressSpace)
 } else {
@@ -372,6 +374,8 @@ if options.sandbox.layers.contains(.rlimits) {
     }
     sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: 0)
 }
+/// How long applying the sandbox took (`space.sandbox` reports it).
+let sandboxNanoseconds = monotonicNanoseconds() - sandboxStart
 // A layer asked for and missing is worth a line on stderr (the client quotes it if sandbox.require
 // names that layer); `space.sandbox` answers the same.
 for note in sandbox.notes { writeStandardError("space-host: sandbox: \(note)\n") }

@@ -29,6 +29,8 @@ struct SandboxTests {
         // What is missing is said, layer by layer (on this kind of machine: nothing).
         let missing = SpaceConfiguration.Sandbox().layers.subtracting(layers)
         #expect(report[field: "notes"]?.array?.count == missing.names.count, "\(report)")
+        #expect(await space.sandboxReport()?[field: "layers"] == report[field: "layers"])
+        #expect((report[field: "setupNs"]?.int ?? 0) > 0)
 
         #expect(try await space.call("escape", "escape.no_new_privs") == 1)
         #expect(try await space.call("escape", "escape.seccomp") == 2)

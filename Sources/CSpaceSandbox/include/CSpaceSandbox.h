@@ -38,6 +38,9 @@ int csb_no_new_privs(void);
 /// inheritable. Returns how many capabilities were held before (0 when none), or a negative errno.
 int csb_drop_capabilities(void);
 
+/// Drops every environment variable whose name is not in `keep`, in place (no allocation).
+void csb_scrub_environment(const char *const *keep, size_t keep_count);
+
 /// Closes every file descriptor from 3 up except `keep`. 0, or a negative errno.
 int csb_close_fds_except(int keep);
 
