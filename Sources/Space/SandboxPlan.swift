@@ -232,10 +232,3 @@ struct SandboxPlan: Sendable {
     /// Whether `name` is a system call on this machine.
     static func isSyscall(_ name: String) -> Bool { css_syscall_number(name) >= 0 }
 }
-
-private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-    let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
-    let pointers = copies.map { UnsafePointer($0) }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
-}

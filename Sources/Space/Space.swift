@@ -431,15 +431,10 @@ public final class Space: Sendable {
             paths.contains { dir == $0 || dir.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
         }
         let stale = state.withLock { s -> Bool in
-            let running = s.workers.compactMap(\.host)
-            if !running.contains(where: { !covered($0.readPaths) }) { return false }
             if !s.extraReadPaths.contains(dir) { s.extraReadPaths.append(dir) }
-            return true
+            return s.workers.contains { $0.host.map { !covered($0.readPaths) } ?? false }
         }
-        guard stale else {
-            state.withLock { s in if !s.extraReadPaths.contains(dir) && !covered(s.extraReadPaths) { s.extraReadPaths.append(dir) } }
-            return
-        }
+        guard stale else { return }
         let hosts = takeAll(SpaceError(.notRunning, "restarted so that the sandbox lets it read \(dir)")) { _ in }
         await stop(hosts, kind: .stopped, detail: "restarted so that the sandbox lets it read \(dir)")
     }

@@ -100,7 +100,8 @@ public enum Sandbox {
     /// - Parameters:
     ///   - request: what to apply.
     ///   - channelFD: the one descriptor (besides stdio) that survives.
-    ///   - maxAddressSpace: RLIMIT_AS in bytes (0: unchanged), part of the rlimits layer.
+    ///   - maxAddressSpace: RLIMIT_AS in bytes (0: unchanged): `limits.maxMemoryMB`, a quota set
+    ///     even when the rlimits layer is not asked for (profile `none`).
     public static func apply(_ request: SandboxRequest, channelFD: Int32,
                              maxAddressSpace: UInt64) -> (layers: SandboxLayers, notes: [String]) {
         var held: SandboxLayers = []
@@ -133,8 +134,16 @@ public enum Sandbox {
             if rc == 0 { held.insert(.closeFDs) } else { note("closeFDs", "close_range: \(errnoText(-rc))") }
         }
         if want.contains(.environment) {
-            withCStrings(request.keepEnvironment) { csb_scrub_environment($0, request.keepEnvironment.count) }
+            withCStringArray(request.keepEnvironment) { csb_scrub_environment($0, request.keepEnvironment.count) }
             held.insert(.environment)
+        }
+        if maxAddressSpace > 0 && !want.contains(.rlimits) {
+            // limits.maxMemoryMB: a runaway allocation fails here (malloc returns NULL) instead of
+            // pushing the machine into its OOM killer.
+            var l = rlimit(rlim_cur: rlim_t(maxAddressSpace), rlim_max: rlim_t(maxAddressSpace))
+            if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &l) != 0 {
+                notes.append("limits.maxMemoryMB: setrlimit(RLIMIT_AS): \(errnoText(errno))")
+            }
         }
         if want.contains(.rlimits) {
             var failed: [String] = []
@@ -156,8 +165,8 @@ public enum Sandbox {
         }
         if want.contains(.landlock) {
             var message = [CChar](repeating: 0, count: 256)
-            let rc = withCStrings(request.readPaths) { r in
-                withCStrings(request.writePaths) { w in
+            let rc = withCStringArray(request.readPaths) { r in
+                withCStringArray(request.writePaths) { w in
                     csb_landlock_apply(r, request.readPaths.count, w, request.writePaths.count,
                                        request.network ? 0 : 1, &message, message.count)
                 }
@@ -186,13 +195,6 @@ public enum Sandbox {
         }
         return (held, notes)
     }
-}
-
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
-    let pointers = copies.map { UnsafePointer($0) } + [nil]
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
 private let hexDigits = Array("0123456789abcdef".utf8)

@@ -14,6 +14,13 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
+/// Calls `body` with a NULL-terminated C array (`const char *const *`) of copies of the strings.
+package func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let cstrings = strings.map { UnsafePointer(strdup($0)) }
+    defer { cstrings.forEach { free(UnsafeMutableRawPointer(mutating: $0)) } }
+    return (cstrings + [nil]).withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
 /// Writes `text` to fd 2 without touching C's `stderr` global (not concurrency-safe in Swift 6).
 public func writeStandardError(_ text: String) {
     var text = text

@@ -16,6 +16,17 @@ struct SandboxResults {
     var setupP50: UInt64 = 0
 }
 
+/// One cold start: launch → add calc → first result, in nanoseconds.
+func coldStart(_ config: SpaceConfiguration = SpaceConfiguration()) async throws -> UInt64 {
+    let t0 = monotonicNanoseconds()
+    let s = try await Space.launch(config)
+    try await s.add("calc")
+    _ = try await s.call("calc", "math.add", 1, 2)
+    let t = monotonicNanoseconds() - t0
+    await s.destroy()
+    return t
+}
+
 func sandboxBenchmarks(coldStarts: Int, rounds: Int, callsPerRound: Int) async throws -> SandboxResults {
     var none = SpaceConfiguration()
     none.sandbox.profile = .none
@@ -24,22 +35,13 @@ func sandboxBenchmarks(coldStarts: Int, rounds: Int, callsPerRound: Int) async t
     flat.sandbox.namespaces = []
     var r = SandboxResults()
 
-    // Cold start: launch → add calc → first result, alternating the two configurations.
-    func cold(_ config: SpaceConfiguration) async throws -> UInt64 {
-        let t0 = monotonicNanoseconds()
-        let s = try await Space.launch(config)
-        try await s.add("calc")
-        _ = try await s.call("calc", "math.add", 1, 2)
-        let t = monotonicNanoseconds() - t0
-        await s.destroy()
-        return t
-    }
-    _ = try await cold(strict)  // the seccomp program is compiled per space; warm the rest once
+    // Cold starts, alternating the configurations.
+    _ = try await coldStart(strict)  // the seccomp program is compiled per space; warm the rest once
     var colds: (strict: [UInt64], none: [UInt64], flat: [UInt64]) = ([], [], [])
     for _ in 0..<coldStarts {
-        colds.strict.append(try await cold(strict))
-        colds.none.append(try await cold(none))
-        colds.flat.append(try await cold(flat))
+        colds.strict.append(try await coldStart(strict))
+        colds.none.append(try await coldStart(none))
+        colds.flat.append(try await coldStart(flat))
     }
     r.coldNoNamespacesP50 = percentile(colds.flat.sorted(), 0.5)
     r.coldStrictP50 = percentile(colds.strict.sorted(), 0.5)

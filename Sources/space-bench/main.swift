@@ -316,12 +316,7 @@ func run(_ o: Options) async throws {
     // Cold start: launch → add calc → first result.
     var colds: [UInt64] = []
     for _ in 0..<o.coldStarts {
-        let c0 = monotonicNanoseconds()
-        let s = try await Space.launch()
-        try await s.add("calc")
-        _ = try await s.call("calc", "math.add", 1, 2)
-        colds.append(monotonicNanoseconds() - c0)
-        await s.destroy()
+        colds.append(try await coldStart())
     }
     colds.sort()
 

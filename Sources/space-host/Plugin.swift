@@ -195,7 +195,7 @@ final class Plugin {
 
         if let initHook = manifest?.pointee.`init` {
             var error = [CChar](repeating: 0, count: 512)
-            let rc = withCStrings(request.initArguments) { argv in
+            let rc = withCStringArray(request.initArguments) { argv in
                 initHook(Int32(request.initArguments.count), argv, &error, error.count - 1)
             }
             error[error.count - 1] = 0  // a plugin that filled the buffer without a terminator
@@ -319,11 +319,4 @@ func readSmallFile(_ path: String) -> String? {
         bytes += chunk[0..<n]
     }
     return String(decoding: bytes, as: UTF8.self)
-}
-
-/// Calls `body` with a NULL-terminated C array of the strings (the count travels beside it too).
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let cstrings = strings.map { UnsafePointer(strdup($0)) }
-    defer { cstrings.forEach { free(UnsafeMutableRawPointer(mutating: $0)) } }
-    return (cstrings + [nil]).withUnsafeBufferPointer { body($0.baseAddress!) }
 }

@@ -358,22 +358,9 @@ if options.parentPID != 0 && getpid() != 1 && getppid() != options.parentPID { e
 signal(SIGPIPE, SIG_IGN)
 /// The host's pid as its client knows it (in a pid namespace the host is pid 1 of its own).
 let hostPID = Sandbox.pidOutside()
-/// The sandbox in force and why any layer asked for is missing, for the hello.
-let sandbox: (layers: SandboxLayers, notes: [String])
 let sandboxStart = monotonicNanoseconds()
-if options.sandbox.layers.contains(.rlimits) {
-    sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: options.maxAddressSpace)
-} else {
-    if options.maxAddressSpace > 0 {
-        // limits.maxMemoryMB: a plugin's runaway allocation fails in this process (malloc returns NULL)
-        // instead of pushing the machine into its OOM killer.
-        var limit = rlimit(rlim_cur: rlim_t(options.maxAddressSpace), rlim_max: rlim_t(options.maxAddressSpace))
-        if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) != 0 {
-            writeStandardError("space-host: setrlimit(RLIMIT_AS, \(options.maxAddressSpace)) failed: errno \(errno)\n")
-        }
-    }
-    sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: 0)
-}
+/// The sandbox in force (for the hello) and why any layer asked for is missing.
+let sandbox = Sandbox.apply(options.sandbox, channelFD: options.channelFD, maxAddressSpace: options.maxAddressSpace)
 /// How long applying the sandbox took (`space.sandbox` reports it).
 let sandboxNanoseconds = monotonicNanoseconds() - sandboxStart
 // A layer asked for and missing is worth a line on stderr (the client quotes it if sandbox.require
