@@ -3,11 +3,16 @@
 // space: a sandboxed plugin host. One module per concern; see docs/architecture.md.
 import PackageDescription
 
+/// `-L` a directory whose `libstdc++.so` is a linker script naming `libstdc++.a`: what links with it
+/// takes the C++ runtime statically instead of loading libstdc++.so.6 (Sources/space-host/link says why).
+let staticLibstdcxx = ["-L", Context.packageDirectory + "/Sources/space-host/link"]
+
 /// C example plugins must not link the Swift runtime: a C-only space stays small. SwiftPM links every
-/// dynamic product through swiftc, which adds `swiftrt.o` (a constructor that calls into libswiftCore)
-/// and `-lswiftCore`. `-nostartfiles` drops the former; `-static-stdlib` turns the latter into a
-/// static archive from which a C plugin pulls nothing. A test checks the result with readelf.
-let plainC: [LinkerSetting] = [.unsafeFlags(["-nostartfiles", "-static-stdlib"]), .linkedLibrary("m")]
+/// dynamic product through swiftc, which adds `swiftrt.o` (a constructor that calls into libswiftCore),
+/// `-lswiftCore` and `-lstdc++`. `-nostartfiles` drops the first; `-static-stdlib` and
+/// `staticLibstdcxx` turn the others into static archives from which a C plugin pulls nothing.
+/// A test checks the result with readelf.
+let plainC: [LinkerSetting] = [.unsafeFlags(["-nostartfiles", "-static-stdlib"] + staticLibstdcxx), .linkedLibrary("m")]
 
 let package = Package(
     name: "space",
@@ -54,13 +59,17 @@ let package = Package(
             name: "space-host",
             dependencies: ["SpaceWire", "SpaceFFI", "CSpaceSystem", "SpaceSandbox", "SpacePlugin"],
             // Start time and memory are product features: the host links the Swift runtime
-            // statically (FLOOR.md: 0.9 ms and 3.9 MB instead of 1.8 ms and 6.9 MB) and exports
-            // its symbols, so a plugin written in Swift binds to the host's runtime instead of
-            // loading a second copy. It is not position-independent: the static runtime's ~19,000
+            // statically (FLOOR.md: 0.9 ms and 3.9 MB instead of 1.8 ms and 6.9 MB), and the C++
+            // runtime under it too (`staticLibstdcxx`: ~0.5-1 ms less per start). Their symbols stay
+            // private (swiftc links them with --exclude-libs ALL), so a plugin written in Swift
+            // loads its own libswiftCore.so and a C plugin pays nothing for either. The host's own
+            // symbols are exported for plugins: `space_host_callback_release` (space_plugin.h).
+            // It is not position-independent: the static runtime's ~19,000
             // relative relocations (each a copy-on-write page fault at every start) become ~900,
             // which takes ~0.5 ms off every spawn and respawn. (ASLR of the host's own image buys
             // nothing against a plugin, which runs inside it.)
-            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--export-dynamic", "-Xclang-linker", "-no-pie"])]
+            exclude: ["link"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"] + staticLibstdcxx + ["-Xlinker", "--export-dynamic", "-Xclang-linker", "-no-pie"])]
         ),
         .target(name: "Space", dependencies: ["SpaceWire", "SpaceSandbox", "CSpaceSystem", "CSpaceSeccomp"]),
         // The daemon behind the CLI: named spaces served over an owner-only unix socket.
