@@ -179,7 +179,8 @@ extension Space {
                     w.endFrame()
                 }
             }
-            for add in adds {
+            for var add in adds {
+                add.isReplay = true  // the host answers with the name only and parses lazily
                 _ = try await send(host, worker: index, what: "add \(add.library) (replayed)",
                                    timeoutMilliseconds: configuration.callTimeout, installed: false) { w, id in
                     w.beginFrame(.add, id: id)

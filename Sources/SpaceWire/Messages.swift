@@ -56,13 +56,19 @@ public struct AddRequest: Sendable, Hashable {
     public var declarations: String
     /// Arguments for the plugin's init hook.
     public var initArguments: [String]
+    /// A replay: the client restarting a host sends an add it already made once, whose answer it
+    /// has. The host answers with the package name only and reads the manifest's declarations when
+    /// each function is first called, so a respawn does not pay for parsing what it already checked.
+    public var isReplay: Bool
 
     /// Creates an add request.
-    public init(library: String, alias: String = "", declarations: String = "", initArguments: [String] = []) {
+    public init(library: String, alias: String = "", declarations: String = "", initArguments: [String] = [],
+                isReplay: Bool = false) {
         self.library = library
         self.alias = alias
         self.declarations = declarations
         self.initArguments = initArguments
+        self.isReplay = isReplay
     }
 
     /// Appends the payload.
@@ -72,6 +78,7 @@ public struct AddRequest: Sendable, Hashable {
         w.writeString(declarations)
         w.write(UInt16(truncatingIfNeeded: initArguments.count))
         for a in initArguments { w.writeString(a) }
+        w.write(UInt8(isReplay ? 1 : 0))
     }
 
     /// Reads the payload.
@@ -83,8 +90,13 @@ public struct AddRequest: Sendable, Hashable {
         var args: [String] = []
         args.reserveCapacity(n)
         for _ in 0..<n { args.append(try r.readString()) }
+        let flags = try r.readU8()
+        guard flags & ~1 == 0 else {
+            throw SpaceError(.protocolError, "add: unknown flags 0x\(String(flags, radix: 16))")
+        }
         try r.expectEnd("add")
-        return AddRequest(library: library, alias: alias, declarations: declarations, initArguments: args)
+        return AddRequest(library: library, alias: alias, declarations: declarations, initArguments: args,
+                          isReplay: flags & 1 != 0)
     }
 }
 

@@ -18,6 +18,11 @@ final class Plugin {
     private(set) var functions: [String: FFIFunction] = [:]
     /// Function names in declaration order, for the add reply.
     private(set) var order: [String] = []
+    /// Manifest entries of a replayed add, made into functions when first called: their
+    /// declaration and code (both the library's memory, valid while `handle` is open).
+    private var deferred: [String: (declaration: UnsafePointer<CChar>, code: UnsafeMutableRawPointer)] = [:]
+    /// The manifest's shared types, parsed when the first deferred entry is made.
+    private var deferredTypes: (text: UnsafePointer<CChar>?, parsed: CDeclarations?) = (nil, nil)
     private let handle: UnsafeMutableRawPointer
     private let deinitHook: space_deinit_hook?
 
@@ -38,12 +43,33 @@ final class Plugin {
     }
 
     /// Looks a function up by the name a caller used: exact, else with `.` → `_` (C symbols
-    /// cannot contain dots, so `math.add` reaches a declared `math_add`).
+    /// cannot contain dots, so `math.add` reaches a declared `math_add`). A deferred entry is made
+    /// now, and fails with `declarationError` if its declaration does not parse.
     @inline(__always)
-    func function(_ name: String) -> FFIFunction? {
+    func function(_ name: String) throws(SpaceError) -> FFIFunction? {
         if let f = functions[name] { return f }
+        if !deferred.isEmpty, let f = try make(name) { return f }
         guard name.utf8.contains(UInt8(ascii: ".")) else { return nil }
-        return functions[String(name.map { $0 == "." ? "_" : $0 })]
+        let symbol = String(name.map { $0 == "." ? "_" : $0 })
+        if let f = functions[symbol] { return f }
+        return deferred.isEmpty ? nil : try make(symbol)
+    }
+
+    /// Makes the deferred entry `name` into a function, if there is one.
+    private func make(_ name: String) throws(SpaceError) -> FFIFunction? {
+        guard let entry = deferred.removeValue(forKey: name) else { return nil }
+        if deferredTypes.parsed == nil {
+            deferredTypes.parsed = try Self.parseTypes(deferredTypes.text, path: path)
+        }
+        let f = try Self.makeFunction(name, entry.declaration, entry.code, types: deferredTypes.parsed!, path: path,
+                                      owner: id, resolve: resolver)
+        functions[name] = f
+        return f
+    }
+
+    /// SPACE_FREE names a function of the library itself, else one the process has (free).
+    private var resolver: (String) -> UnsafeMutableRawPointer? {
+        { [handle] in dlsym(handle, $0) ?? dlsym(nil, $0) }
     }
 
     /// Runs the deinit hook (once); the library is closed when the plugin is released.
@@ -130,47 +156,33 @@ final class Plugin {
         let plugin = Plugin(name: name, version: version, path: path, threadSafe: threadSafe, id: id, handle: handle,
                             deinitHook: manifest?.pointee.deinit)
         owned = false
-        // SPACE_FREE names a function of the library itself, else one the process has (free).
-        let resolve: (String) -> UnsafeMutableRawPointer? = { dlsym(handle, $0) ?? dlsym(nil, $0) }
+        let resolve = plugin.resolver
 
-        // Types the manifest's entries share: struct definitions and typedefs.
-        var types = CDeclarations()
-        if let m = manifest, let text = m.pointee.types {
-            let source = String(cString: text)
-            do {
-                types = try DeclarationParser.parse(source)
-            } catch {
-                throw SpaceError(.declarationError, "\(path): the manifest's types: \(error)")
-            }
-            if let f = types.functions.first {
-                throw SpaceError(.declarationError, "\(path): the manifest's types declare a function (\(f.name)); declare functions as entries")
-            }
-        }
-
-        if let m = manifest, var entry = m.pointee.entries {
+        if let m = manifest {
+            // A replay defers each entry to its first call; a first add checks them all now (and
+            // answers with every declaration).
+            let types = request.isReplay ? CDeclarations() : try parseTypes(m.pointee.types, path: path)
+            if request.isReplay { plugin.deferredTypes.text = m.pointee.types }
+            var entry = m.pointee.entries
             var count = 0
-            while let cname = entry.pointee.name {
+            while let e = entry, let cname = e.pointee.name {
                 count += 1
                 guard count <= 65_536 else { throw SpaceError(.loadFailed, "\(path): entry table has no SPACE_END") }
                 let fname = String(cString: cname)
-                guard let fn = entry.pointee.fn, let cdecl = entry.pointee.decl else {
+                guard let fn = e.pointee.fn, let cdecl = e.pointee.decl else {
                     throw SpaceError(.declarationError, "\(path): entry \(fname) has no function or no declaration")
                 }
-                let decl = String(cString: cdecl)
-                let type: CFunctionType
-                do {
-                    type = try DeclarationParser.parseFunctionType(decl, declarations: types)
-                } catch {
-                    throw SpaceError(.declarationError, "\(path): entry \(fname): \(error) in \"\(decl)\"")
+                let code = unsafeBitCast(fn, to: UnsafeMutableRawPointer.self)
+                if request.isReplay {
+                    guard plugin.deferred.updateValue((cdecl, code), forKey: fname) == nil else {
+                        throw SpaceError(.declarationError, "\(name) declares \(fname) twice")
+                    }
+                    plugin.order.append(fname)
+                } else {
+                    try plugin.register(try makeFunction(fname, cdecl, code, types: types, path: path, owner: id,
+                                                         resolve: resolve))
                 }
-                do {
-                    try plugin.register(try FFIFunction(
-                        name: fname, type: type, code: unsafeBitCast(fn, to: UnsafeMutableRawPointer.self),
-                        structs: types.structs, owner: id, resolve: resolve))
-                } catch {
-                    throw SpaceError(error.code, "\(path): entry \(fname): \(error.message)")
-                }
-                entry += 1
+                entry = e + 1
             }
         }
 
@@ -207,6 +219,39 @@ final class Plugin {
             throw SpaceError(.initFailed, "\(name) takes no init arguments (it has no init hook), got \(request.initArguments.count)")
         }
         return plugin
+    }
+
+    /// The manifest's `types`: struct definitions and typedefs its entries share.
+    private static func parseTypes(_ text: UnsafePointer<CChar>?, path: String) throws(SpaceError) -> CDeclarations {
+        guard let text else { return CDeclarations() }
+        let types: CDeclarations
+        do {
+            types = try DeclarationParser.parse(String(cString: text))
+        } catch {
+            throw SpaceError(.declarationError, "\(path): the manifest's types: \(error)")
+        }
+        if let f = types.functions.first {
+            throw SpaceError(.declarationError, "\(path): the manifest's types declare a function (\(f.name)); declare functions as entries")
+        }
+        return types
+    }
+
+    /// A manifest entry made into a callable function: its declaration parsed against `types`.
+    private static func makeFunction(_ name: String, _ declaration: UnsafePointer<CChar>, _ code: UnsafeMutableRawPointer,
+                                     types: CDeclarations, path: String, owner: Int,
+                                     resolve: (String) -> UnsafeMutableRawPointer?) throws(SpaceError) -> FFIFunction {
+        let decl = String(cString: declaration)
+        let type: CFunctionType
+        do {
+            type = try DeclarationParser.parseFunctionType(decl, declarations: types)
+        } catch {
+            throw SpaceError(.declarationError, "\(path): entry \(name): \(error) in \"\(decl)\"")
+        }
+        do {
+            return try FFIFunction(name: name, type: type, code: code, structs: types.structs, owner: owner, resolve: resolve)
+        } catch {
+            throw SpaceError(error.code, "\(path): entry \(name): \(error.message)")
+        }
     }
 
     /// `dlopen`s the library named by `spec`, trying the documented places in order.

@@ -278,7 +278,7 @@ final class Host {
             throw SpaceError(.unknownPackage, "no package '\(pkgName)' in this space (added: \(addOrder.isEmpty ? "none" : addOrder.joined(separator: ", ")))")
         }
         let fnName = String(decoding: fn, as: UTF8.self)
-        guard let function = plugin.function(fnName) else {
+        guard let function = try plugin.function(fnName) else {
             throw SpaceError(.unknownFunction, "package '\(pkgName)' has no function '\(fnName)'")
         }
         let entry = (package: Array(pkg), function: Array(fn), target: function)
@@ -331,7 +331,8 @@ final class Host {
         plugins[plugin.name] = plugin
         addOrder.append(plugin.name)
         recent.removeAll()
-        return plugin.summary
+        // A replay's client has the summary from the first add.
+        return request.isReplay ? .object([.init("name", .string(plugin.name))]) : plugin.summary
     }
 
     private func remove(_ name: String) throws(SpaceError) {

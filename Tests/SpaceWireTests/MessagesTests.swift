@@ -69,6 +69,7 @@ struct MessagesTests {
             AddRequest(library: "/opt/lib/libz.so", alias: "z", declarations: "int f(int);\nvoid g(void);",
                        initArguments: ["--x", "", "ünï"]),
             AddRequest(library: "x", initArguments: Array(repeating: "a", count: 255)),
+            AddRequest(library: "calc", alias: "c", isReplay: true),
         ]
         for req in requests {
             var w = WireWriter()
@@ -77,7 +78,12 @@ struct MessagesTests {
         }
         var w = WireWriter()
         AddRequest(library: "calc", alias: "c", initArguments: ["1"]).encode(into: &w)
-        #expect(hex(w.bytes) == "04 00 00 00 63 61 6c 63 01 00 00 00 63 00 00 00 00 01 00 01 00 00 00 31")
+        #expect(hex(w.bytes) == "04 00 00 00 63 61 6c 63 01 00 00 00 63 00 00 00 00 01 00 01 00 00 00 31 00")
+        // The replay flag is bit 0 of the last byte; other bits are refused.
+        w = WireWriter()
+        AddRequest(library: "calc", isReplay: true).encode(into: &w)
+        #expect(w.bytes.last == 1)
+        expectFailure(read(Array(w.bytes.dropLast()) + [2]) { (r: inout WireReader) throws(SpaceError) in try AddRequest.decode(&r) }, .protocolError)
     }
 
     @Test func addRequestWithTooManyInitArguments() {
