@@ -17,6 +17,8 @@ struct SupervisionResults {
     var respawnOnlyP50: UInt64
     /// `add calc` into a running host (load + declarations), p50.
     var addWarmP50: UInt64
+    /// `add calc` as the first request after a fresh host's hello, p50: what a replay pays.
+    var addColdP50: UInt64
     /// Calls per second of `math.spin` (about 1 ms of CPU each) with 1 and with 2 workers.
     var spinSingle: Double
     var spinPool: Double
@@ -103,6 +105,17 @@ func supervisionBenchmarks(respawns: Int, spinCalls: Int) async throws -> Superv
         try await bare.ping()
         respawnOnly.append(monotonicNanoseconds() - t0)
     }
+    // The first add into a host that has just said hello (the replay's share of a respawn).
+    var addsCold: [UInt64] = []
+    for _ in 0..<respawns {
+        await bare.kill()
+        try await bare.ping()
+        let t0 = monotonicNanoseconds()
+        try await bare.add("calc")
+        addsCold.append(monotonicNanoseconds() - t0)
+        try await bare.remove("calc")
+    }
+    addsCold.sort()
     await bare.destroy()
     warm.sort()
     first.sort()
@@ -135,7 +148,8 @@ func supervisionBenchmarks(respawns: Int, spinCalls: Int) async throws -> Superv
     let single = try await throughput(workers: 1)
     let pool = try await throughput(workers: 2)
     return SupervisionResults(warmP50: percentile(warm, 0.5), firstAfterIdleP50: percentile(first, 0.5),
-                              respawnOnlyP50: percentile(respawnOnly, 0.5), addWarmP50: percentile(adds, 0.5), spinSingle: single, spinPool: pool,
+                              respawnOnlyP50: percentile(respawnOnly, 0.5), addWarmP50: percentile(adds, 0.5),
+                              addColdP50: percentile(addsCold, 0.5), spinSingle: single, spinPool: pool,
                               spinIterations: iterations, parallelFloor: Double(one) / Double(max(two, 1)))
 }
 
@@ -146,6 +160,7 @@ func supervisionRows(_ r: SupervisionResults) -> [(String, String, String)] {
         ("respawn_replay_added_ms", fmt(Double(added) / 1e6, 3), "what that adds to a warm call, p50 (target <= 3)"),
         ("respawn_only_ms", fmt(Double(r.respawnOnlyP50) / 1e6, 3), "first ping after a stop with nothing to replay, p50"),
         ("add_calc_warm_ms", fmt(Double(r.addWarmP50) / 1e6, 3), "add calc into a running host (dlopen + 39 declarations), p50"),
+        ("add_calc_cold_ms", fmt(Double(r.addColdP50) / 1e6, 3), "the same as the first request of a fresh host (what a replay pays), p50"),
         ("spin_calls_per_s_1_worker", "\(Int(r.spinSingle))", "calc math.spin \(r.spinIterations) (~1 ms CPU) from 8 tasks, workers 1"),
         ("spin_calls_per_s_2_workers", "\(Int(r.spinPool))", "the same, workers 2"),
         ("parallel_floor_speedup", fmt(r.parallelFloor, 3), "floor: 2 processes spinning at once against 1 doing both shares"),
