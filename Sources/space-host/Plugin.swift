@@ -55,14 +55,16 @@ final class Plugin {
         return deferred.isEmpty ? nil : try make(symbol)
     }
 
-    /// Makes the deferred entry `name` into a function, if there is one.
+    /// Makes the deferred entry `name` into a function, if there is one. One whose declaration
+    /// fails stays deferred, so every call of it gets the same error.
     private func make(_ name: String) throws(SpaceError) -> FFIFunction? {
-        guard let entry = deferred.removeValue(forKey: name) else { return nil }
+        guard let entry = deferred[name] else { return nil }
         if deferredTypes.parsed == nil {
             deferredTypes.parsed = try Self.parseTypes(deferredTypes.text, path: path)
         }
         let f = try Self.makeFunction(name, entry.declaration, entry.code, types: deferredTypes.parsed!, path: path,
                                       owner: id, resolve: resolver)
+        deferred[name] = nil
         functions[name] = f
         return f
     }
@@ -174,10 +176,10 @@ final class Plugin {
                 }
                 let code = unsafeBitCast(fn, to: UnsafeMutableRawPointer.self)
                 if request.isReplay {
+                    // (Not in `order`: a replay's answer lists no functions.)
                     guard plugin.deferred.updateValue((cdecl, code), forKey: fname) == nil else {
                         throw SpaceError(.declarationError, "\(name) declares \(fname) twice")
                     }
-                    plugin.order.append(fname)
                 } else {
                     try plugin.register(try makeFunction(fname, cdecl, code, types: types, path: path, owner: id,
                                                          resolve: resolve))
