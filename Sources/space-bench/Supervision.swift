@@ -73,67 +73,50 @@ func spinProcesses(_ children: Int, count: Int, iterations: UInt64) -> UInt64 {
     return monotonicNanoseconds() - t0
 }
 
+/// How long `measured` takes, `rounds` times, sorted (ns); `before` and `after` run untimed around
+/// each round.
+func timings(_ rounds: Int, before: () async throws -> Void = {}, after: () async throws -> Void = {},
+             _ measured: () async throws -> Void) async throws -> [UInt64] {
+    var samples: [UInt64] = []
+    samples.reserveCapacity(rounds)
+    for _ in 0..<rounds {
+        try await before()
+        let t0 = monotonicNanoseconds()
+        try await measured()
+        samples.append(monotonicNanoseconds() - t0)
+        try await after()
+    }
+    return samples.sorted()
+}
+
 func supervisionBenchmarks(respawns: Int, spinCalls: Int) async throws -> SupervisionResults {
     // Respawn + replay: stop the host as the inactivity watchdog does, then time the next call.
     let space = try await Space.launch()
     try await space.add("calc")
-    var warm: [UInt64] = []
-    for _ in 0..<2_000 {
-        let t0 = monotonicNanoseconds()
+    let warm = try await timings(2_000) { _ = try await space.call("calc", "math.add", 1, 2) }
+    let first = try await timings(respawns, before: { await space.kill() }) {
         _ = try await space.call("calc", "math.add", 1, 2)
-        warm.append(monotonicNanoseconds() - t0)
-    }
-    var first: [UInt64] = []
-    for _ in 0..<respawns {
-        await space.kill()
-        let t0 = monotonicNanoseconds()
-        _ = try await space.call("calc", "math.add", 1, 2)
-        first.append(monotonicNanoseconds() - t0)
     }
     // Then the same with 20 ms between the stop and the call, as a real idle stop long before the
     // call would leave it: the old host's namespaces torn down, this process's threads asleep. (A
     // separate loop: interleaved, the sleeps would also cool the back-to-back rounds.)
-    var settled: [UInt64] = []
-    for _ in 0..<respawns {
+    let settled = try await timings(respawns, before: {
         await space.kill()
         try await Task.sleep(for: .milliseconds(20))
-        let t0 = monotonicNanoseconds()
-        _ = try await space.call("calc", "math.add", 1, 2)
-        settled.append(monotonicNanoseconds() - t0)
+    }) { _ = try await space.call("calc", "math.add", 1, 2) }
+    var round = 0
+    let adds = try await timings(respawns, after: { try await space.remove("c\(round)"); round += 1 }) {
+        try await space.add("calc", as: "c\(round)")
     }
-    settled.sort()
-    var adds: [UInt64] = []
-    for i in 0..<respawns {
-        let t0 = monotonicNanoseconds()
-        try await space.add("calc", as: "c\(i)")
-        adds.append(monotonicNanoseconds() - t0)
-        try await space.remove("c\(i)")
-    }
-    adds.sort()
     await space.destroy()
     let bare = try await Space.launch()
-    var respawnOnly: [UInt64] = []
-    for _ in 0..<respawns {
-        await bare.kill()
-        let t0 = monotonicNanoseconds()
-        try await bare.ping()
-        respawnOnly.append(monotonicNanoseconds() - t0)
-    }
+    let respawnOnly = try await timings(respawns, before: { await bare.kill() }) { try await bare.ping() }
     // The first add into a host that has just said hello (the replay's share of a respawn).
-    var addsCold: [UInt64] = []
-    for _ in 0..<respawns {
+    let addsCold = try await timings(respawns, before: {
         await bare.kill()
         try await bare.ping()
-        let t0 = monotonicNanoseconds()
-        try await bare.add("calc")
-        addsCold.append(monotonicNanoseconds() - t0)
-        try await bare.remove("calc")
-    }
-    addsCold.sort()
+    }, after: { try await bare.remove("calc") }) { try await bare.add("calc") }
     await bare.destroy()
-    warm.sort()
-    first.sort()
-    respawnOnly.sort()
 
     // Pool throughput: the same CPU-bound calls from 8 tasks, with 1 worker and with 2.
     let iterations: UInt64 = 400_000  // about 1 ms on this machine (docs/benchmarks.md)
